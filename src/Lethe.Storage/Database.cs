@@ -1,0 +1,72 @@
+using System.Data.Common;
+using Dapper;
+
+namespace Lethe.Storage;
+
+/// <summary>The server's database: opens connections, runs reads and serialised-enough writes, applies migrations. One per process.</summary>
+public abstract class Database : IAsyncDisposable
+{
+    static Database()
+    {
+        // Column names are snake_case; records use PascalCase.
+        DefaultTypeMap.MatchNamesWithUnderscores = true;
+    }
+
+    /// <summary>The engine behind this instance.</summary>
+    public abstract DatabaseEngine Engine { get; }
+
+    /// <summary>Opens the database for the given options (creating the SQLite file if needed) and applies pending migrations.</summary>
+    public static async Task<Database> OpenAsync(DatabaseOptions options, CancellationToken ct = default)
+    {
+        Database db = options.Engine switch
+        {
+            DatabaseEngine.Sqlite => new SqliteDatabase(options),
+            DatabaseEngine.Postgres => new PostgresDatabase(options),
+            _ => throw new ArgumentOutOfRangeException(nameof(options)),
+        };
+        try
+        {
+            await new Migrator(db).ApplyAsync(ct);
+            return db;
+        }
+        catch
+        {
+            await db.DisposeAsync();
+            throw;
+        }
+    }
+
+    /// <summary>Runs read-only work on a pooled connection.</summary>
+    public async Task<T> ReadAsync<T>(Func<DbConnection, Task<T>> work, CancellationToken ct = default)
+    {
+        await using var conn = await OpenConnectionAsync(ct);
+        return await work(conn);
+    }
+
+    /// <summary>Runs work in a transaction and commits it; on an exception it rolls back.</summary>
+    public abstract Task<T> WriteAsync<T>(Func<DbTransaction, Task<T>> work, CancellationToken ct = default);
+
+    /// <summary>Runs work in a transaction and commits it.</summary>
+    public Task WriteAsync(Func<DbTransaction, Task> work, CancellationToken ct = default) =>
+        WriteAsync<bool>(async tx =>
+        {
+            await work(tx);
+            return true;
+        }, ct);
+
+    /// <summary>Opens a connection configured for this engine.</summary>
+    public abstract Task<DbConnection> OpenConnectionAsync(CancellationToken ct = default);
+
+    /// <summary>Serialises migrations across processes sharing the database, inside the given transaction.</summary>
+    internal abstract Task LockForMigrationAsync(DbTransaction tx, CancellationToken ct);
+
+    /// <summary>The folder of embedded migration scripts for this engine.</summary>
+    internal abstract string MigrationFolder { get; }
+
+    /// <inheritdoc />
+    public virtual ValueTask DisposeAsync()
+    {
+        GC.SuppressFinalize(this);
+        return ValueTask.CompletedTask;
+    }
+}

@@ -1,0 +1,58 @@
+using System.Data;
+using System.Data.Common;
+using Npgsql;
+
+namespace Lethe.Storage;
+
+/// <summary>PostgreSQL through Npgsql's pooled data source.</summary>
+public sealed class PostgresDatabase : Database
+{
+    // Any constant: identifies Lethe's migration lock among advisory locks.
+    private const long MigrationLockKey = 0x4c65746865;
+
+    private readonly NpgsqlDataSource _dataSource;
+
+    internal PostgresDatabase(DatabaseOptions options)
+    {
+        var builder = new NpgsqlConnectionStringBuilder(options.PostgresConnectionString)
+        {
+            MinPoolSize = options.MinPoolSize,
+            MaxPoolSize = options.MaxPoolSize,
+        };
+        _dataSource = NpgsqlDataSource.Create(builder);
+    }
+
+    /// <inheritdoc />
+    public override DatabaseEngine Engine => DatabaseEngine.Postgres;
+
+    internal override string MigrationFolder => "Postgres";
+
+    /// <inheritdoc />
+    public override async Task<DbConnection> OpenConnectionAsync(CancellationToken ct = default) =>
+        await _dataSource.OpenConnectionAsync(ct);
+
+    /// <inheritdoc />
+    public override async Task<T> WriteAsync<T>(Func<DbTransaction, Task<T>> work, CancellationToken ct = default)
+    {
+        await using var conn = await _dataSource.OpenConnectionAsync(ct);
+        await using var tx = await conn.BeginTransactionAsync(IsolationLevel.ReadCommitted, ct);
+        var result = await work(tx);
+        await tx.CommitAsync(ct);
+        return result;
+    }
+
+    internal override async Task LockForMigrationAsync(DbTransaction tx, CancellationToken ct)
+    {
+        await using var cmd = tx.Connection!.CreateCommand();
+        cmd.Transaction = tx;
+        cmd.CommandText = $"SELECT pg_advisory_xact_lock({MigrationLockKey})";
+        await cmd.ExecuteNonQueryAsync(ct);
+    }
+
+    /// <inheritdoc />
+    public override async ValueTask DisposeAsync()
+    {
+        await _dataSource.DisposeAsync();
+        await base.DisposeAsync();
+    }
+}

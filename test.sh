@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Runs every Lethe test. On a fresh Debian machine with the .NET SDK it first installs and starts what the
+# tests need (PostgreSQL, libsodium, the Python Matrix client used for interop), then prints one summary line:
+#   N passed, N failed[, N skipped]
+# Usage: ./test.sh [extra dotnet test arguments, e.g. --filter Name~Config]
+set -uo pipefail
+cd "$(dirname "$0")"
+
+log() { printf '[test.sh] %s\n' "$*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    log "need root (or sudo) to run: $*"; return 1; fi
+}
+
+install_packages() {
+  local wanted=(postgresql libsodium23 python3-nacl python3-matrix-nio) missing=()
+  for p in "${wanted[@]}"; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing ${missing[*]}"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null &&
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+start_postgres() {
+  [ -n "${LETHE_TEST_POSTGRES:-}" ] && return 0   # the caller brings its own
+  command -v pg_lsclusters >/dev/null || { log "PostgreSQL is not installed; its tests will skip"; return 0; }
+  local cluster
+  cluster=$(pg_lsclusters -h 2>/dev/null | head -n1)
+  if [ -z "$cluster" ]; then
+    as_root pg_createcluster 15 main >/dev/null || return 0
+    cluster=$(pg_lsclusters -h | head -n1)
+  fi
+  set -- $cluster
+  if [ "$4" != "online" ]; then
+    log "starting PostgreSQL $1/$2"
+    as_root pg_ctlcluster "$1" "$2" start || { log "could not start PostgreSQL"; return 0; }
+  fi
+  for _ in $(seq 1 50); do
+    as_root su postgres -c "pg_isready -q -p $3" && break
+    sleep 0.2
+  done
+  as_root su postgres -c "psql -q -p $3 -v ON_ERROR_STOP=1" >/dev/null <<'SQL' || log "could not create the test role"
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'lethe_test') THEN
+    CREATE ROLE lethe_test LOGIN PASSWORD 'lethe_test' CREATEDB;
+  END IF;
+END $$;
+SELECT 'CREATE DATABASE lethe_test OWNER lethe_test ENCODING ''UTF8'' TEMPLATE template0'
+  WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'lethe_test') \gexec
+SQL
+  export LETHE_TEST_POSTGRES="Host=127.0.0.1;Port=$3;Username=lethe_test;Password=lethe_test;Database=lethe_test;Timeout=5"
+}
+
+install_packages || log "could not install test dependencies; tests that need them will fail or skip"
+start_postgres
+
+results=$(mktemp -d)
+log "building and running tests"
+dotnet test Lethe.slnx -c Release --nologo "$@" 2>&1 | tee "$results/test.log"
+rc=${PIPESTATUS[0]}
+
+summary=$(grep -E '^(Passed|Failed)!  - ' "$results/test.log" \
+  | sed -E 's/.*Failed: *([0-9]+), Passed: *([0-9]+), Skipped: *([0-9]+).*/\2 \1 \3/' \
+  | awk '{p+=$1; f+=$2; s+=$3} END {printf "%d %d %d", p, f, s}')
+read -r passed failed skipped <<<"${summary:-0 0 0}"
+rm -rf "$results"
+if [ "$passed" -eq 0 ] && [ "$failed" -eq 0 ]; then
+  echo "no tests ran"
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+[ "$rc" -ne 0 ] && [ "$failed" -eq 0 ] && failed=1   # the build or a test host failed outside any test
+if [ "$skipped" -gt 0 ]; then
+  echo "$passed passed, $failed failed, $skipped skipped"
+else
+  echo "$passed passed, $failed failed"
+fi
+[ "$failed" -eq 0 ]

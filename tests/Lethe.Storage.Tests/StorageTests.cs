@@ -1,0 +1,157 @@
+using Dapper;
+using Lethe.Storage;
+using Lethe.Tests.Shared;
+using Microsoft.Data.Sqlite;
+
+namespace Lethe.Storage.Tests;
+
+/// <summary>The storage behaviour every engine must have. Each test runs once per engine (see the subclasses below).</summary>
+public abstract class StorageTests : IAsyncLifetime
+{
+    private Database? _db;
+
+    protected abstract DatabaseEngine Engine { get; }
+
+    protected DatabaseOptions Options { get; private set; } = null!;
+
+    protected Database Db => _db!;
+
+    public async ValueTask InitializeAsync()
+    {
+        Options = TestDatabases.New(Engine);
+        _db = await Database.OpenAsync(Options);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_db is not null)
+        {
+            await _db.DisposeAsync();
+        }
+
+        GC.SuppressFinalize(this);
+    }
+
+    [Fact]
+    public async Task MigrationsAreAppliedOnceAndRecorded()
+    {
+        var expected = new Migrator(Db).Scripts().Count;
+        Assert.Equal(expected, await Migrator.CurrentVersionAsync(Db));
+
+        // Opening again applies nothing new and keeps data.
+        await new UserStore(Db).TryCreateAsync(NewUser("@keep:hs"));
+        await using var again = await Database.OpenAsync(Options);
+        Assert.Equal(expected, await Migrator.CurrentVersionAsync(again));
+        Assert.NotNull(await new UserStore(again).GetAsync("@keep:hs"));
+    }
+
+    [Fact]
+    public async Task ADatabaseFromANewerLetheIsRefused()
+    {
+        await Db.WriteAsync(tx => tx.Connection!.ExecuteAsync(
+            "INSERT INTO schema_migrations (version, name, applied_ts) VALUES (9999, 'future', 0)", transaction: tx));
+        var e = await Assert.ThrowsAsync<InvalidOperationException>(() => Database.OpenAsync(Options));
+        Assert.Contains("newer than this Lethe build", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task UsersAreCreatedOnceAndReadBack()
+    {
+        var users = new UserStore(Db);
+        Assert.True(await users.TryCreateAsync(NewUser("@alice:hs", admin: true)));
+        Assert.False(await users.TryCreateAsync(NewUser("@alice:hs")));
+        var alice = await users.GetAsync("@alice:hs");
+        Assert.NotNull(alice);
+        Assert.True(alice.IsAdmin);
+        Assert.False(alice.Deactivated);
+        Assert.Equal("$argon2id$x", alice.PasswordHash);
+        Assert.Null(await users.GetAsync("@bob:hs"));
+        Assert.Equal(1, await users.CountAsync());
+
+        await users.SetAdminAsync("@alice:hs", false);
+        await users.SetPasswordHashAsync("@alice:hs", null);
+        alice = await users.GetAsync("@alice:hs");
+        Assert.False(alice!.IsAdmin);
+        Assert.Null(alice.PasswordHash);
+    }
+
+    [Fact]
+    public async Task StreamPositionsIncreaseWithoutGapsPerStream()
+    {
+        Assert.Equal(0, await StreamPositions.CurrentAsync(Db, "events"));
+        var first = await Db.WriteAsync(tx => StreamPositions.NextAsync(tx, "events"));
+        var second = await Db.WriteAsync(tx => StreamPositions.NextAsync(tx, "events"));
+        var batch = await Db.WriteAsync(tx => StreamPositions.NextAsync(tx, "events", 5));
+        var other = await Db.WriteAsync(tx => StreamPositions.NextAsync(tx, "receipts"));
+        Assert.Equal([1L, 2L, 3L, 1L], [first, second, batch, other]);
+        Assert.Equal(7, await StreamPositions.CurrentAsync(Db, "events"));
+    }
+
+    [Fact]
+    public async Task RolledBackAllocationsAreReused()
+    {
+        await Db.WriteAsync(tx => StreamPositions.NextAsync(tx, "events"));
+        await Assert.ThrowsAsync<InvalidOperationException>(() => Db.WriteAsync<long>(async tx =>
+        {
+            await StreamPositions.NextAsync(tx, "events");
+            throw new InvalidOperationException("abort");
+        }));
+        Assert.Equal(2, await Db.WriteAsync(tx => StreamPositions.NextAsync(tx, "events")));
+    }
+
+    [Fact]
+    public async Task ConcurrentWritersGetDistinctPositionsCommittedInOrder()
+    {
+        // Each writer records its position in a table; when it commits, every smaller position must already be there.
+        await Db.WriteAsync(tx => tx.Connection!.ExecuteAsync("CREATE TABLE probe (pos BIGINT PRIMARY KEY, seen_below BIGINT NOT NULL)", transaction: tx));
+        var tasks = Enumerable.Range(0, 40).Select(_ => Task.Run(() => Db.WriteAsync(async tx =>
+        {
+            var pos = await StreamPositions.NextAsync(tx, "events");
+            var below = await tx.Connection!.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM probe WHERE pos < @pos", new { pos }, tx);
+            await tx.Connection!.ExecuteAsync("INSERT INTO probe (pos, seen_below) VALUES (@pos, @below)", new { pos, below }, tx);
+            return pos;
+        }))).ToArray();
+        var positions = await Task.WhenAll(tasks);
+        Assert.Equal(Enumerable.Range(1, 40).Select(i => (long)i), positions.Order());
+        var rows = await Db.ReadAsync(c => c.QueryAsync<(long Pos, long SeenBelow)>("SELECT pos, seen_below FROM probe"));
+        Assert.All(rows, r => Assert.Equal(r.Pos - 1, r.SeenBelow));
+    }
+
+    protected static UserRecord NewUser(string id, bool admin = false) =>
+        new() { UserId = id, PasswordHash = "$argon2id$x", IsAdmin = admin, CreatedTs = 1700000000000 };
+}
+
+public sealed class SqliteStorageTests : StorageTests
+{
+    protected override DatabaseEngine Engine => DatabaseEngine.Sqlite;
+
+    [Fact]
+    public async Task SqliteRunsInWalModeWithSecureDeleteAndForeignKeys()
+    {
+        await using var conn = (SqliteConnection)await Db.OpenConnectionAsync();
+        Assert.Equal("wal", await conn.ExecuteScalarAsync<string>("PRAGMA journal_mode"));
+        Assert.Equal(1, await conn.ExecuteScalarAsync<long>("PRAGMA secure_delete"));
+        Assert.Equal(1, await conn.ExecuteScalarAsync<long>("PRAGMA foreign_keys"));
+    }
+
+    [Fact]
+    public async Task DeletedRowsDoNotLingerInTheFile()
+    {
+        const string marker = "lethe-secret-marker-5f2c";
+        await Db.WriteAsync(tx => tx.Connection!.ExecuteAsync(
+            "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT); INSERT INTO notes (body) VALUES (@marker)", new { marker }, tx));
+        await Db.WriteAsync(tx => tx.Connection!.ExecuteAsync("DELETE FROM notes", transaction: tx));
+        await Db.DisposeAsync();
+        SqliteConnection.ClearAllPools();
+        foreach (var file in Directory.GetFiles(Path.GetDirectoryName(Options.SqlitePath)!))
+        {
+            var bytes = await File.ReadAllBytesAsync(file, TestContext.Current.CancellationToken);
+            Assert.DoesNotContain(marker, System.Text.Encoding.UTF8.GetString(bytes), StringComparison.Ordinal);
+        }
+    }
+}
+
+public sealed class PostgresStorageTests : StorageTests
+{
+    protected override DatabaseEngine Engine => DatabaseEngine.Postgres;
+}
