@@ -56,6 +56,27 @@ public static class TestDatabases
         return new DatabaseOptions { Engine = DatabaseEngine.Postgres, PostgresConnectionString = builder.ToString(), MaxPoolSize = 10 };
     }
 
+    /// <summary>A Synapse-style <c>database:</c> block for a new empty PostgreSQL schema, created now.</summary>
+    public static string NewPostgresYaml()
+    {
+        var options = NewPostgres();
+        var b = new NpgsqlConnectionStringBuilder(options.PostgresConnectionString);
+        return $"""
+            database:
+              name: psycopg2
+              args:
+                user: "{b.Username}"
+                password: "{b.Password}"
+                dbname: "{b.Database}"
+                host: "{b.Host}"
+                port: {b.Port}
+                options: "-c search_path={b.SearchPath}"
+                cp_min: 1
+                cp_max: 5
+
+            """;
+    }
+
     /// <summary>Options for a new SQLite file in a fresh temporary folder.</summary>
     public static DatabaseOptions NewSqlite()
     {

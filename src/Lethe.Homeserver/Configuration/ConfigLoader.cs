@@ -1,0 +1,517 @@
+using Lethe.Protocol.Identifiers;
+using Lethe.Storage;
+using Npgsql;
+
+namespace Lethe.Homeserver.Configuration;
+
+/// <summary>Reads a Synapse-format homeserver.yaml into a <see cref="HomeserverConfig"/>, refusing values it cannot use.</summary>
+public static class ConfigLoader
+{
+    /// <summary>Resource names a listener may serve.</summary>
+    public static readonly IReadOnlySet<string> KnownResources = new HashSet<string>(StringComparer.Ordinal)
+    {
+        "client", "federation", "keys", "media", "health", "metrics", "openid", "consent", "static", "replication",
+    };
+
+    /// <summary>Resources Lethe serves today; the others are accepted with a warning.</summary>
+    public static readonly IReadOnlySet<string> ServedResources = new HashSet<string>(StringComparer.Ordinal)
+    {
+        "client", "federation", "keys", "media", "health",
+    };
+
+    // Keys Synapse's own generate-config writes that Lethe has no use for; accepted silently so a Synapse file starts cleanly.
+    private static readonly string[] AcceptedForCompatibility = ["macaroon_secret_key", "form_secret", "log_config"];
+
+    /// <summary>Defaults for every rate limit bucket, from Synapse's documentation.</summary>
+    public static readonly IReadOnlyDictionary<string, RateLimit> DefaultRateLimits = new Dictionary<string, RateLimit>(StringComparer.Ordinal)
+    {
+        ["rc_message"] = new(0.2, 10),
+        ["rc_registration"] = new(0.17, 3),
+        ["rc_registration_token_validity"] = new(0.1, 5),
+        ["rc_login.address"] = new(0.003, 5),
+        ["rc_login.account"] = new(0.003, 5),
+        ["rc_login.failed_attempts"] = new(0.17, 3),
+        ["rc_admin_redaction"] = new(0.2, 10),
+        ["rc_joins.local"] = new(0.1, 10),
+        ["rc_joins.remote"] = new(0.01, 10),
+        ["rc_joins_per_room"] = new(1, 10),
+        ["rc_3pid_validation"] = new(0.003, 5),
+        ["rc_invites.per_room"] = new(0.3, 10),
+        ["rc_invites.per_user"] = new(0.003, 5),
+        ["rc_invites.per_issuer"] = new(0.3, 10),
+        ["rc_third_party_invite"] = new(0.2, 10),
+        ["rc_media_create"] = new(10, 50),
+        ["rc_presence.per_user"] = new(0.1, 1),
+        ["rc_delayed_event_mgmt"] = new(1, 5),
+        ["rc_reports"] = new(1, 5),
+        ["rc_room_creation"] = new(0.016, 10),
+        ["rc_user_directory"] = new(0.016, 200),
+    };
+
+    /// <summary>Loads and validates a config file.</summary>
+    /// <exception cref="ConfigException">The file is unusable; the message names the key.</exception>
+    public static HomeserverConfig LoadFile(string path)
+    {
+        string text;
+        try
+        {
+            text = File.ReadAllText(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new ConfigException("(file)", $"cannot read {path}: {e.Message}");
+        }
+
+        return Load(text, Path.GetDirectoryName(Path.GetFullPath(path))!);
+    }
+
+    /// <summary>Loads and validates config text; <paramref name="configDir"/> anchors default file locations, as in Synapse.</summary>
+    public static HomeserverConfig Load(string yaml, string configDir)
+    {
+        var root = ConfigSection.Parse(yaml);
+        var warnings = new List<string>();
+
+        var serverName = root.RequiredString("server_name");
+        if (!ServerName.IsValid(serverName))
+        {
+            throw new ConfigException("server_name", $"'{serverName}' is not a valid server name (a host name or IP literal, optionally with :port)");
+        }
+
+        var publicBaseUrl = root.String("public_baseurl") ?? $"https://{serverName}/";
+        if (!Uri.TryCreate(publicBaseUrl, UriKind.Absolute, out var baseUri) || baseUri.Scheme is not ("http" or "https"))
+        {
+            throw new ConfigException("public_baseurl", $"'{publicBaseUrl}' must be an absolute http or https URL");
+        }
+
+        if (!publicBaseUrl.EndsWith('/'))
+        {
+            publicBaseUrl += "/";
+        }
+
+        var enableRegistration = root.Bool("enable_registration", false);
+        var withoutVerification = root.Bool("enable_registration_without_verification", false);
+        var requiresToken = root.Bool("registration_requires_token", false);
+        if (enableRegistration && !withoutVerification && !requiresToken)
+        {
+            // Synapse refuses this too: open registration with no verification invites spam accounts.
+            throw new ConfigException("enable_registration",
+                "open registration needs a verification step: set registration_requires_token: true, or enable_registration_without_verification: true if you really want anyone to register");
+        }
+
+        var sharedSecret = root.String("registration_shared_secret");
+        if (root.String("registration_shared_secret_path") is { } secretPath)
+        {
+            if (sharedSecret is not null)
+            {
+                throw new ConfigException("registration_shared_secret_path", "cannot be combined with registration_shared_secret");
+            }
+
+            sharedSecret = ReadSecretFile("registration_shared_secret_path", secretPath);
+        }
+
+        var reportStats = root.Bool("report_stats", false);
+        if (reportStats)
+        {
+            warnings.Add("report_stats: Lethe never sends usage statistics anywhere; the setting is ignored");
+        }
+
+        foreach (var key in AcceptedForCompatibility)
+        {
+            root.Accept(key);
+        }
+
+        var tlsCert = root.String("tls_certificate_path");
+        var tlsKey = root.String("tls_private_key_path");
+        var listeners = ReadListeners(root, warnings);
+        if (listeners.Any(l => l.Tls))
+        {
+            RequireFile("tls_certificate_path", tlsCert, "a listener has tls: true");
+            RequireFile("tls_private_key_path", tlsKey, "a listener has tls: true");
+        }
+
+        var federationVerify = root.Bool("federation_verify_certificates", true);
+        if (!federationVerify)
+        {
+            warnings.Add("federation_verify_certificates: false: other servers' TLS certificates will not be checked");
+        }
+
+        var caList = root.StringList("federation_custom_ca_list");
+        for (var i = 0; i < caList.Count; i++)
+        {
+            RequireFile($"federation_custom_ca_list[{i}]", caList[i], "it is listed");
+        }
+
+        var appServiceFiles = root.StringList("app_service_config_files");
+        for (var i = 0; i < appServiceFiles.Count; i++)
+        {
+            RequireFile($"app_service_config_files[{i}]", appServiceFiles[i], "it is listed");
+        }
+
+        var config = new HomeserverConfig
+        {
+            ServerName = serverName,
+            PublicBaseUrl = publicBaseUrl,
+            PidFile = root.String("pid_file"),
+            Listeners = listeners,
+            Database = ReadDatabase(root, configDir, warnings),
+            MediaStorePath = root.String("media_store_path", "media_store")!,
+            SigningKeyPath = root.String("signing_key_path") ?? Path.Combine(configDir, serverName + ".signing.key"),
+            KeyRefreshInterval = root.Duration("key_refresh_interval", 86_400_000)!.Value,
+            TlsCertificatePath = tlsCert,
+            TlsPrivateKeyPath = tlsKey,
+            EnableRegistration = enableRegistration,
+            EnableRegistrationWithoutVerification = withoutVerification,
+            RegistrationRequiresToken = requiresToken,
+            RegistrationSharedSecret = sharedSecret,
+            RateLimits = ReadRateLimits(root),
+            Retention = ReadRetention(root),
+            MaxUploadSize = root.Size("max_upload_size", 50L * 1024 * 1024),
+            TrustedKeyServers = ReadTrustedKeyServers(root, warnings),
+            FederationVerifyCertificates = federationVerify,
+            FederationCustomCaList = caList,
+            AppServiceConfigFiles = appServiceFiles,
+            ServeServerWellKnown = root.Bool("serve_server_wellknown", false),
+            ExtraWellKnownClientContent = root.Json("extra_well_known_client_content") switch
+            {
+                null => null,
+                System.Text.Json.Nodes.JsonObject o => o,
+                _ => throw new ConfigException("extra_well_known_client_content", "must be a mapping"),
+            },
+            Warnings = warnings,
+        };
+
+        foreach (var key in root.UnreadKeys())
+        {
+            warnings.Add($"{key}: unknown option, ignored");
+        }
+
+        return config;
+    }
+
+    private static List<ListenerConfig> ReadListeners(ConfigSection root, List<string> warnings)
+    {
+        var result = new List<ListenerConfig>();
+        foreach (var l in root.SectionList("listeners"))
+        {
+            var type = l.String("type", "http")!;
+            if (type is "metrics" or "manhole")
+            {
+                warnings.Add($"{l.KeyPath("type")}: '{type}' listeners are not supported yet; this listener is not started");
+                l.AcceptAll();
+                continue;
+            }
+
+            if (type != "http")
+            {
+                throw new ConfigException(l.KeyPath("type"), $"must be http, metrics or manhole, not '{type}'");
+            }
+
+            var path = l.String("path");
+            var port = path is null ? (int)l.Integer("port", -1, 0, 65535) : 0;
+            if (path is null && port < 0)
+            {
+                throw new ConfigException(l.KeyPath("port"), "is required (or give a Unix socket path)");
+            }
+
+            var resources = new HashSet<string>(StringComparer.Ordinal);
+            foreach (var r in l.SectionList("resources"))
+            {
+                var names = r.StringList("names");
+                for (var i = 0; i < names.Count; i++)
+                {
+                    if (!KnownResources.Contains(names[i]))
+                    {
+                        throw new ConfigException($"{r.KeyPath("names")}[{i}]", $"unknown resource '{names[i]}' (known: {string.Join(", ", KnownResources.Order())})");
+                    }
+
+                    if (!ServedResources.Contains(names[i]))
+                    {
+                        warnings.Add($"{r.KeyPath("names")}[{i}]: Lethe does not serve the '{names[i]}' resource yet");
+                    }
+
+                    resources.Add(names[i]);
+                }
+
+                r.Accept("compress");
+            }
+
+            // As in Synapse: client implies media; federation implies media and keys; health is on every HTTP listener.
+            if (resources.Contains("client"))
+            {
+                resources.Add("media");
+            }
+
+            if (resources.Contains("federation"))
+            {
+                resources.Add("media");
+                resources.Add("keys");
+            }
+
+            resources.Add("health");
+            var bind = l.StringList("bind_addresses");
+            for (var i = 0; i < bind.Count; i++)
+            {
+                if (!System.Net.IPAddress.TryParse(bind[i], out _) && bind[i] != "localhost")
+                {
+                    throw new ConfigException($"{l.KeyPath("bind_addresses")}[{i}]", $"'{bind[i]}' is not an IP address");
+                }
+            }
+
+            l.Accept("tag");
+            l.Accept("request_id_header");
+            l.Accept("mode");
+            result.Add(new ListenerConfig
+            {
+                Port = port,
+                BindAddresses = bind,
+                UnixSocketPath = path,
+                Tls = l.Bool("tls", false),
+                XForwarded = l.Bool("x_forwarded", path is not null),
+                Resources = resources,
+            });
+        }
+
+        return result;
+    }
+
+    private static DatabaseOptions ReadDatabase(ConfigSection root, string configDir, List<string> warnings)
+    {
+        var db = root.Section("database");
+        var name = db?.String("name", "sqlite3") ?? "sqlite3";
+        var args = db?.Section("args");
+        db?.Accept("txn_limit");
+        db?.Accept("allow_unsafe_locale");
+        switch (name)
+        {
+            case "sqlite3":
+                var file = args?.String("database") ?? Path.Combine(configDir, "homeserver.db");
+                if (file == ":memory:")
+                {
+                    throw new ConfigException("database.args.database", "':memory:' is not supported; give a file path");
+                }
+
+                return new DatabaseOptions { Engine = DatabaseEngine.Sqlite, SqlitePath = file };
+            case "psycopg2" or "psycopg":
+                if (args is null)
+                {
+                    throw new ConfigException("database.args", "is required for PostgreSQL (user, password, dbname, host, port)");
+                }
+
+                var builder = new NpgsqlConnectionStringBuilder
+                {
+                    Username = args.String("user"),
+                    Password = args.String("password"),
+                    Database = args.String("dbname") ?? args.String("database"),
+                    Host = args.String("host", "localhost"),
+                    Port = (int)args.Integer("port", 5432, 1, 65535),
+                };
+                if (args.String("options") is { } pgOptions)
+                {
+                    builder.Options = pgOptions;
+                }
+
+                if (args.String("sslmode") is { } sslMode)
+                {
+                    builder.SslMode = sslMode switch
+                    {
+                        "disable" => SslMode.Disable,
+                        "allow" => SslMode.Allow,
+                        "prefer" => SslMode.Prefer,
+                        "require" => SslMode.Require,
+                        "verify-ca" => SslMode.VerifyCA,
+                        "verify-full" => SslMode.VerifyFull,
+                        _ => throw new ConfigException("database.args.sslmode", $"unknown sslmode '{sslMode}'"),
+                    };
+                }
+
+                if (builder.Database is null)
+                {
+                    throw new ConfigException("database.args.dbname", "is required for PostgreSQL");
+                }
+
+                var min = (int)args.Integer("cp_min", 1, 0, 1000);
+                var max = (int)args.Integer("cp_max", 10, 1, 1000);
+                if (min > max)
+                {
+                    throw new ConfigException("database.args.cp_min", $"({min}) must not exceed cp_max ({max})");
+                }
+
+                foreach (var key in args.Keys())
+                {
+                    if (key is "keepalives_idle" or "keepalives_interval" or "keepalives_count" or "keepalives" or "application_name")
+                    {
+                        args.Accept(key);
+                    }
+                }
+
+                return new DatabaseOptions
+                {
+                    Engine = DatabaseEngine.Postgres,
+                    PostgresConnectionString = builder.ToString(),
+                    MinPoolSize = min,
+                    MaxPoolSize = max,
+                };
+            default:
+                throw new ConfigException("database.name", $"must be sqlite3 or psycopg2, not '{name}'");
+        }
+    }
+
+    private static RateLimitConfig ReadRateLimits(ConfigSection root)
+    {
+        var buckets = new Dictionary<string, RateLimit>(DefaultRateLimits, StringComparer.Ordinal);
+        var messageSet = root.Has("rc_message");
+        var blocks = new Dictionary<string, ConfigSection?>(StringComparer.Ordinal);
+        foreach (var name in DefaultRateLimits.Keys)
+        {
+            var dot = name.IndexOf('.', StringComparison.Ordinal);
+            var top = dot < 0 ? name : name[..dot];
+            if (!blocks.TryGetValue(top, out var section))
+            {
+                section = root.Section(top);
+                blocks[top] = section;
+            }
+
+            if (section is not null && dot >= 0)
+            {
+                section = section.Section(name[(dot + 1)..]);
+            }
+
+            if (section is not null)
+            {
+                var d = buckets[name];
+                buckets[name] = new RateLimit(section.Number("per_second", d.PerSecond), section.Number("burst_count", d.BurstCount));
+            }
+        }
+
+        // rc_admin_redaction falls back to rc_message when not set, as in Synapse.
+        if (messageSet && !root.Has("rc_admin_redaction"))
+        {
+            buckets["rc_admin_redaction"] = buckets["rc_message"];
+        }
+
+        var f = root.Section("rc_federation");
+        var federation = new FederationRateLimit(
+            f?.Integer("window_size", 1000, 1) ?? 1000,
+            (int)(f?.Integer("sleep_limit", 10, 1, int.MaxValue) ?? 10),
+            f?.Integer("sleep_delay", 500, 0) ?? 500,
+            (int)(f?.Integer("reject_limit", 50, 1, int.MaxValue) ?? 50),
+            (int)(f?.Integer("concurrent", 3, 1, int.MaxValue) ?? 3));
+        return new RateLimitConfig { Buckets = buckets, Federation = federation };
+    }
+
+    private static RetentionConfig ReadRetention(ConfigSection root)
+    {
+        var r = root.Section("retention");
+        if (r is null)
+        {
+            return new RetentionConfig();
+        }
+
+        var policy = r.Section("default_policy");
+        var min = policy?.Duration("min_lifetime", null);
+        var max = policy?.Duration("max_lifetime", null);
+        var allowedMin = r.Duration("allowed_lifetime_min", null);
+        var allowedMax = r.Duration("allowed_lifetime_max", null);
+        if (min is not null && max is not null && min > max)
+        {
+            throw new ConfigException("retention.default_policy.min_lifetime", "must not exceed max_lifetime");
+        }
+
+        if (allowedMin is not null && allowedMax is not null && allowedMin > allowedMax)
+        {
+            throw new ConfigException("retention.allowed_lifetime_min", "must not exceed allowed_lifetime_max");
+        }
+
+        var jobs = new List<PurgeJobConfig>();
+        foreach (var j in r.SectionList("purge_jobs"))
+        {
+            var shortest = j.Duration("shortest_max_lifetime", null);
+            var longest = j.Duration("longest_max_lifetime", null);
+            if (shortest is not null && longest is not null && shortest > longest)
+            {
+                throw new ConfigException(j.KeyPath("shortest_max_lifetime"), "must not exceed longest_max_lifetime");
+            }
+
+            var interval = j.Duration("interval", null) ?? throw new ConfigException(j.KeyPath("interval"), "is required");
+            if (interval <= 0)
+            {
+                throw new ConfigException(j.KeyPath("interval"), "must be positive");
+            }
+
+            jobs.Add(new PurgeJobConfig(shortest, longest, interval));
+        }
+
+        return new RetentionConfig
+        {
+            Enabled = r.Bool("enabled", false),
+            DefaultMinLifetime = min,
+            DefaultMaxLifetime = max,
+            AllowedLifetimeMin = allowedMin,
+            AllowedLifetimeMax = allowedMax,
+            PurgeJobs = jobs,
+        };
+    }
+
+    private static List<TrustedKeyServer> ReadTrustedKeyServers(ConfigSection root, List<string> warnings)
+    {
+        var suppressWarning = root.Bool("suppress_key_server_warning", false);
+        var result = new List<TrustedKeyServer>();
+        foreach (var s in root.SectionList("trusted_key_servers"))
+        {
+            var name = s.RequiredString("server_name");
+            if (!ServerName.IsValid(name))
+            {
+                throw new ConfigException(s.KeyPath("server_name"), $"'{name}' is not a valid server name");
+            }
+
+            var keys = new Dictionary<string, string>(StringComparer.Ordinal);
+            if (s.Section("verify_keys") is { } vk)
+            {
+                foreach (var keyId in vk.Keys())
+                {
+                    keys[keyId] = vk.RequiredString(keyId);
+                }
+            }
+
+            var insecure = s.Bool("accept_keys_insecurely", false);
+            if (keys.Count == 0 && !suppressWarning)
+            {
+                warnings.Add($"{s.KeyPath("verify_keys")}: not set, so keys from {name} are trusted on the strength of its TLS certificate alone");
+            }
+
+            if (name == "matrix.org" && !suppressWarning)
+            {
+                warnings.Add("trusted_key_servers: matrix.org is configured as a key notary; every server key lookup will tell matrix.org which servers you talk to");
+            }
+
+            result.Add(new TrustedKeyServer(name, keys, insecure));
+        }
+
+        return result;
+    }
+
+    private static void RequireFile(string key, string? path, string why)
+    {
+        if (string.IsNullOrEmpty(path))
+        {
+            throw new ConfigException(key, $"is required because {why}");
+        }
+
+        if (!File.Exists(path))
+        {
+            throw new ConfigException(key, $"file '{path}' does not exist");
+        }
+    }
+
+    private static string ReadSecretFile(string key, string path)
+    {
+        try
+        {
+            return File.ReadAllText(path).Trim();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new ConfigException(key, $"cannot read '{path}': {e.Message}");
+        }
+    }
+}

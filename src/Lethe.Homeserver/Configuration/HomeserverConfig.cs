@@ -1,0 +1,149 @@
+using System.Text.Json.Nodes;
+using Lethe.Storage;
+
+namespace Lethe.Homeserver.Configuration;
+
+/// <summary>The server's configuration, read from a Synapse-format homeserver.yaml by <see cref="ConfigLoader"/>.</summary>
+public sealed record HomeserverConfig
+{
+    /// <summary>The public name of this server (the part after the colon in user IDs).</summary>
+    public required string ServerName { get; init; }
+
+    /// <summary>Where clients reach the server, ending in a slash.</summary>
+    public required string PublicBaseUrl { get; init; }
+
+    /// <summary>File to write the process ID to while running.</summary>
+    public string? PidFile { get; init; }
+
+    /// <summary>The sockets to serve on and what each serves.</summary>
+    public required IReadOnlyList<ListenerConfig> Listeners { get; init; }
+
+    /// <summary>Database engine and connection.</summary>
+    public required DatabaseOptions Database { get; init; }
+
+    /// <summary>Folder for uploaded and cached media.</summary>
+    public required string MediaStorePath { get; init; }
+
+    /// <summary>Synapse-format signing key file; generated on start if missing.</summary>
+    public required string SigningKeyPath { get; init; }
+
+    /// <summary>How long other servers may cache our signing key (ms); sets <c>valid_until_ts</c>.</summary>
+    public long KeyRefreshInterval { get; init; } = 86_400_000;
+
+    /// <summary>PEM certificate (chain) for listeners with <c>tls: true</c>.</summary>
+    public string? TlsCertificatePath { get; init; }
+
+    /// <summary>PEM private key for listeners with <c>tls: true</c>.</summary>
+    public string? TlsPrivateKeyPath { get; init; }
+
+    /// <summary>Whether anyone may register an account through the client API.</summary>
+    public bool EnableRegistration { get; init; }
+
+    /// <summary>Allows open registration with no verification step at all.</summary>
+    public bool EnableRegistrationWithoutVerification { get; init; }
+
+    /// <summary>Registration needs a registration token.</summary>
+    public bool RegistrationRequiresToken { get; init; }
+
+    /// <summary>Secret for admin shared-secret registration; null disables it.</summary>
+    public string? RegistrationSharedSecret { get; init; }
+
+    /// <summary>Rate limits (<c>rc_*</c>).</summary>
+    public required RateLimitConfig RateLimits { get; init; }
+
+    /// <summary>Message retention (MSC1763).</summary>
+    public required RetentionConfig Retention { get; init; }
+
+    /// <summary>Largest upload accepted, in bytes.</summary>
+    public long MaxUploadSize { get; init; } = 50L * 1024 * 1024;
+
+    /// <summary>Notary servers trusted for other servers' keys. Empty by default: Lethe asks no third party.</summary>
+    public IReadOnlyList<TrustedKeyServer> TrustedKeyServers { get; init; } = [];
+
+    /// <summary>Check TLS certificates of other servers.</summary>
+    public bool FederationVerifyCertificates { get; init; } = true;
+
+    /// <summary>Extra CA certificates (PEM files) trusted for federation.</summary>
+    public IReadOnlyList<string> FederationCustomCaList { get; init; } = [];
+
+    /// <summary>Application service registration files.</summary>
+    public IReadOnlyList<string> AppServiceConfigFiles { get; init; } = [];
+
+    /// <summary>Serve <c>/.well-known/matrix/server</c> pointing at port 443 of the public base URL's host.</summary>
+    public bool ServeServerWellKnown { get; init; }
+
+    /// <summary>Extra members merged into <c>/.well-known/matrix/client</c>.</summary>
+    public JsonObject? ExtraWellKnownClientContent { get; init; }
+
+    /// <summary>What the loader noticed but accepted (unknown keys, ignored options), to be logged at start.</summary>
+    public IReadOnlyList<string> Warnings { get; init; } = [];
+}
+
+/// <summary>One listener: a TCP port (or Unix socket) and the resources served on it.</summary>
+public sealed record ListenerConfig
+{
+    /// <summary>TCP port; 0 picks a free port (useful in tests).</summary>
+    public int Port { get; init; }
+
+    /// <summary>Addresses to bind; empty means all interfaces.</summary>
+    public IReadOnlyList<string> BindAddresses { get; init; } = [];
+
+    /// <summary>Unix socket path instead of a TCP port.</summary>
+    public string? UnixSocketPath { get; init; }
+
+    /// <summary>Serve TLS with the configured certificate.</summary>
+    public bool Tls { get; init; }
+
+    /// <summary>Trust X-Forwarded-For from a reverse proxy.</summary>
+    public bool XForwarded { get; init; }
+
+    /// <summary>Resource groups served, with implied ones already added (client ⇒ media; federation ⇒ media, keys).</summary>
+    public required IReadOnlySet<string> Resources { get; init; }
+}
+
+/// <summary>A token bucket: <paramref name="PerSecond"/> refill rate and <paramref name="BurstCount"/> capacity.</summary>
+public sealed record RateLimit(double PerSecond, double BurstCount);
+
+/// <summary>The <c>rc_*</c> rate limits, with Synapse's defaults.</summary>
+public sealed record RateLimitConfig
+{
+    /// <summary>Every <c>rc_*</c> bucket by dotted name (e.g. <c>rc_login.address</c>).</summary>
+    public required IReadOnlyDictionary<string, RateLimit> Buckets { get; init; }
+
+    /// <summary><c>rc_federation</c>: window_size (ms), sleep_limit, sleep_delay (ms), reject_limit, concurrent.</summary>
+    public required FederationRateLimit Federation { get; init; }
+
+    /// <summary>The bucket with the given dotted name.</summary>
+    public RateLimit this[string name] => Buckets[name];
+}
+
+/// <summary>Synapse's federation rate limiting parameters.</summary>
+public sealed record FederationRateLimit(long WindowSizeMs, int SleepLimit, long SleepDelayMs, int RejectLimit, int Concurrent);
+
+/// <summary>The <c>retention</c> block: server default policy, allowed range and purge jobs.</summary>
+public sealed record RetentionConfig
+{
+    /// <summary>Whether retention policies are enforced at all.</summary>
+    public bool Enabled { get; init; }
+
+    /// <summary>Default <c>min_lifetime</c> (ms) for rooms without a policy.</summary>
+    public long? DefaultMinLifetime { get; init; }
+
+    /// <summary>Default <c>max_lifetime</c> (ms) for rooms without a policy.</summary>
+    public long? DefaultMaxLifetime { get; init; }
+
+    /// <summary>Lower clamp (ms) applied to room policies.</summary>
+    public long? AllowedLifetimeMin { get; init; }
+
+    /// <summary>Upper clamp (ms) applied to room policies.</summary>
+    public long? AllowedLifetimeMax { get; init; }
+
+    /// <summary>Purge jobs; when none are configured, one daily job covers every room.</summary>
+    public IReadOnlyList<PurgeJobConfig> PurgeJobs { get; init; } = [];
+}
+
+/// <summary>A purge job for rooms whose max_lifetime lies in (shortest, longest].</summary>
+public sealed record PurgeJobConfig(long? ShortestMaxLifetime, long? LongestMaxLifetime, long Interval);
+
+/// <summary>A notary server trusted for other servers' signing keys.</summary>
+public sealed record TrustedKeyServer(string ServerName, IReadOnlyDictionary<string, string> VerifyKeys, bool AcceptKeysInsecurely);

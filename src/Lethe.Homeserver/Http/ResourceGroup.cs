@@ -1,0 +1,20 @@
+namespace Lethe.Homeserver.Http;
+
+/// <summary>Endpoint metadata naming the listener resource (client, federation, keys, media, health) an endpoint belongs to; a listener serves only its resources.</summary>
+public sealed record ResourceGroup(string Name)
+{
+    /// <summary>The client-server API.</summary>
+    public static readonly ResourceGroup Client = new("client");
+
+    /// <summary>The server-server API.</summary>
+    public static readonly ResourceGroup Federation = new("federation");
+
+    /// <summary>The key API (<c>/_matrix/key</c>).</summary>
+    public static readonly ResourceGroup Keys = new("keys");
+
+    /// <summary>The media API.</summary>
+    public static readonly ResourceGroup Media = new("media");
+
+    /// <summary>Health checks; served on every HTTP listener.</summary>
+    public static readonly ResourceGroup Health = new("health");
+}

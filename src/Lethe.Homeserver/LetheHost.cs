@@ -1,0 +1,203 @@
+using System.Security.Cryptography.X509Certificates;
+using Lethe.Homeserver.Configuration;
+using Lethe.Homeserver.Discovery;
+using Lethe.Homeserver.Federation;
+using Lethe.Homeserver.Http;
+using Lethe.Protocol.Crypto;
+using Lethe.Storage;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Lethe.Homeserver;
+
+/// <summary>A running Lethe server: the database, the signing key and the HTTP listeners built from one config.</summary>
+public sealed partial class LetheHost : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+    private readonly HomeserverConfig _config;
+    private bool _stopped;
+
+    private LetheHost(WebApplication app, HomeserverConfig config, Database database, SigningKey signingKey)
+    {
+        _app = app;
+        _config = config;
+        Database = database;
+        SigningKey = signingKey;
+    }
+
+    /// <summary>The database.</summary>
+    public Database Database { get; }
+
+    /// <summary>The server's signing key.</summary>
+    public SigningKey SigningKey { get; }
+
+    /// <summary>The configuration in force.</summary>
+    public HomeserverConfig Config => _config;
+
+    /// <summary>Base URLs actually bound, in listener order (ports resolved when configured as 0).</summary>
+    public IReadOnlyList<string> Addresses =>
+        _app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses.ToArray() ?? [];
+
+    /// <summary>Signalled when the host begins shutting down (SIGTERM, Ctrl+C or <see cref="StopAsync"/>).</summary>
+    public CancellationToken Stopping => _app.Lifetime.ApplicationStopping;
+
+    /// <summary>Opens the database, loads or creates the signing key, binds every listener and starts serving.</summary>
+    public static Task<LetheHost> StartAsync(HomeserverConfig config, Action<ILoggingBuilder>? logging = null, CancellationToken ct = default) =>
+        StartAsync(config, logging, extraEndpoints: null, ct);
+
+    /// <summary>As <see cref="StartAsync(HomeserverConfig, Action{ILoggingBuilder}?, CancellationToken)"/>, letting tests map probe endpoints that exercise the shared HTTP pipeline.</summary>
+    internal static async Task<LetheHost> StartAsync(HomeserverConfig config, Action<ILoggingBuilder>? logging, Action<IEndpointRouteBuilder>? extraEndpoints, CancellationToken ct)
+    {
+        var signingKey = SigningKeyFile.LoadOrCreate(config.SigningKeyPath);
+        Directory.CreateDirectory(config.MediaStorePath);
+        var database = await Database.OpenAsync(config.Database, ct);
+        try
+        {
+            var app = Build(config, database, signingKey, logging);
+            extraEndpoints?.Invoke(app);
+            var host = new LetheHost(app, config, database, signingKey);
+            await app.StartAsync(ct);
+            host.WritePidFile();
+            return host;
+        }
+        catch
+        {
+            await database.DisposeAsync();
+            throw;
+        }
+    }
+
+    private static WebApplication Build(HomeserverConfig config, Database database, SigningKey signingKey, Action<ILoggingBuilder>? logging)
+    {
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
+        builder.Logging.ClearProviders();
+        if (logging is null)
+        {
+            builder.Logging.AddSimpleConsole(o =>
+            {
+                o.SingleLine = true;
+                o.TimestampFormat = "yyyy-MM-dd HH:mm:ss.fff ";
+                o.UseUtcTimestamp = true;
+            });
+            builder.Logging.SetMinimumLevel(Enum.TryParse<LogLevel>(Environment.GetEnvironmentVariable("LETHE_LOG_LEVEL"), true, out var level) ? level : LogLevel.Information);
+        }
+        else
+        {
+            logging(builder.Logging);
+        }
+
+        builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(8));
+        builder.Services.AddSingleton(config);
+        builder.Services.AddSingleton(database);
+        builder.Services.AddSingleton(signingKey);
+        builder.Services.AddSingleton(TimeProvider.System);
+        builder.Services.AddRouting();
+        builder.WebHost.ConfigureKestrel(kestrel => ConfigureListeners(kestrel, config));
+
+        var app = builder.Build();
+        var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Lethe.Http");
+        HttpPipeline.Use(app, logger);
+        DiscoveryEndpoints.Map(app, config);
+        KeyServerEndpoints.Map(app, config, signingKey, TimeProvider.System);
+        FederationVersionEndpoints.Map(app);
+        return app;
+    }
+
+    private static void ConfigureListeners(KestrelServerOptions kestrel, HomeserverConfig config)
+    {
+        kestrel.AddServerHeader = false;
+        kestrel.Limits.MaxRequestBodySize = Math.Max(JsonBody.DefaultLimit, config.MaxUploadSize + 64 * 1024);
+        X509Certificate2? certificate = null;
+        foreach (var listener in config.Listeners)
+        {
+            void Configure(ListenOptions options)
+            {
+                var l = listener;
+                // HTTP/2 needs TLS (ALPN); plain listeners speak HTTP/1.1, which is what reverse proxies use anyway.
+                options.Protocols = l.Tls ? HttpProtocols.Http1AndHttp2 : HttpProtocols.Http1;
+                options.Use(next => connection =>
+                {
+                    connection.Items[HttpPipeline.ListenerItemKey] = l;
+                    return next(connection);
+                });
+                if (l.Tls)
+                {
+                    certificate ??= X509Certificate2.CreateFromPemFile(config.TlsCertificatePath!, config.TlsPrivateKeyPath);
+                    options.UseHttps(certificate);
+                }
+            }
+
+            if (listener.UnixSocketPath is { } socket)
+            {
+                if (File.Exists(socket))
+                {
+                    File.Delete(socket);
+                }
+
+                kestrel.ListenUnixSocket(socket, Configure);
+                continue;
+            }
+
+            var addresses = listener.BindAddresses;
+            // "::" alone is dual-stack on Linux, so "::" plus "0.0.0.0" (Synapse's default) would bind the port twice.
+            if (addresses.Count == 0 || addresses.Contains("::"))
+            {
+                kestrel.ListenAnyIP(listener.Port, Configure);
+                continue;
+            }
+
+            foreach (var address in addresses)
+            {
+                if (address == "localhost")
+                {
+                    kestrel.ListenLocalhost(listener.Port, Configure);
+                }
+                else
+                {
+                    kestrel.Listen(System.Net.IPAddress.Parse(address), listener.Port, Configure);
+                }
+            }
+        }
+    }
+
+    private void WritePidFile()
+    {
+        if (_config.PidFile is { } path)
+        {
+            File.WriteAllText(path, Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture) + "\n");
+        }
+    }
+
+    /// <summary>Completes when the host has been asked to stop (SIGTERM or Ctrl+C).</summary>
+    public Task WaitForShutdownAsync() => _app.WaitForShutdownAsync();
+
+    /// <summary>Stops accepting requests, lets in-flight ones finish (long-polls are cancelled), then closes the database.</summary>
+    public async Task StopAsync()
+    {
+        if (_stopped)
+        {
+            return;
+        }
+
+        _stopped = true;
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(9));
+        await _app.StopAsync(timeout.Token);
+        await _app.DisposeAsync();
+        await Database.DisposeAsync();
+        if (_config.PidFile is { } path)
+        {
+            File.Delete(path);
+        }
+    }
+
+    /// <inheritdoc />
+    public async ValueTask DisposeAsync() => await StopAsync();
+}

@@ -1,0 +1,98 @@
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json.Nodes;
+using Lethe.Homeserver;
+using Lethe.Homeserver.Configuration;
+using Lethe.Storage;
+using Lethe.Tests.Shared;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.Logging;
+
+namespace Lethe.Homeserver.Tests.Infrastructure;
+
+/// <summary>A real Lethe server in this process: a config file in a temp folder, real Kestrel on 127.0.0.1 with a free port, a real database.</summary>
+public sealed class TestHomeserver : IAsyncDisposable
+{
+    private TestHomeserver(LetheHost host, string dir, HttpClient client)
+    {
+        Host = host;
+        Dir = dir;
+        Client = client;
+    }
+
+    /// <summary>The running host.</summary>
+    public LetheHost Host { get; }
+
+    /// <summary>The temp folder holding config, key, database and media.</summary>
+    public string Dir { get; }
+
+    /// <summary>A client with the server's base address.</summary>
+    public HttpClient Client { get; }
+
+    /// <summary>The server's base URL.</summary>
+    public Uri BaseAddress => Client.BaseAddress!;
+
+    /// <summary>Writes a homeserver.yaml (plus <paramref name="extraYaml"/>), loads it as the CLI would, and starts the server.</summary>
+    public static async Task<TestHomeserver> StartAsync(
+        DatabaseEngine engine = DatabaseEngine.Sqlite,
+        string serverName = "test.local",
+        string extraYaml = "",
+        Action<IEndpointRouteBuilder>? probes = null)
+    {
+        var dir = NewTempDir();
+        var yaml = new StringBuilder();
+        yaml.Append($"""
+            server_name: "{serverName}"
+            public_baseurl: "http://127.0.0.1/"
+            listeners:
+              - port: 0
+                bind_addresses: ["127.0.0.1"]
+                type: http
+                resources:
+                  - names: [client, federation]
+            signing_key_path: "{dir}/signing.key"
+            media_store_path: "{dir}/media"
+
+            """);
+        yaml.Append(engine == DatabaseEngine.Postgres ? TestDatabases.NewPostgresYaml() : $"database:\n  name: sqlite3\n  args:\n    database: \"{dir}/homeserver.db\"\n");
+        yaml.Append(extraYaml);
+        var path = Path.Combine(dir, "homeserver.yaml");
+        await File.WriteAllTextAsync(path, yaml.ToString());
+        var config = ConfigLoader.LoadFile(path);
+        var host = await LetheHost.StartAsync(config, logging => logging.SetMinimumLevel(LogLevel.Warning), probes, CancellationToken.None);
+        var client = new HttpClient { BaseAddress = new Uri(host.Addresses[0].Replace("0.0.0.0", "127.0.0.1", StringComparison.Ordinal) + "/"), Timeout = TimeSpan.FromSeconds(30) };
+        return new TestHomeserver(host, dir, client);
+    }
+
+    /// <summary>A fresh empty temp folder.</summary>
+    public static string NewTempDir()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "lethe-hs-" + Guid.NewGuid().ToString("N")[..12]);
+        Directory.CreateDirectory(dir);
+        return dir;
+    }
+
+    /// <summary>GETs a path and parses the JSON body, asserting the status.</summary>
+    public async Task<JsonObject> GetJsonAsync(string path, int expectedStatus = 200)
+    {
+        using var response = await Client.GetAsync(path);
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.True((int)response.StatusCode == expectedStatus, $"GET {path}: expected {expectedStatus}, got {(int)response.StatusCode}: {body}");
+        return JsonNode.Parse(body)!.AsObject();
+    }
+
+    /// <inheritdoc />
+    public async ValueTask DisposeAsync()
+    {
+        Client.Dispose();
+        await Host.DisposeAsync();
+        try
+        {
+            Directory.Delete(Dir, recursive: true);
+        }
+        catch (IOException)
+        {
+            // A file still open by a background thread; the temp folder is cleaned by the OS eventually.
+        }
+    }
+}
