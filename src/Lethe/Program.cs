@@ -8,5 +8,8 @@ var root = new RootCommand("Lethe, a Matrix homeserver that keeps your history u
     RegisterUserCommand.Create(),
 };
 
+// Matrix user IDs start with '@', which System.CommandLine would otherwise read as a response file name.
+var parsed = root.Parse(args, new ParserConfiguration { ResponseFileTokenReplacer = null });
+
 // The server's host handles SIGTERM and Ctrl+C itself; System.CommandLine must not race it for the signal.
-return await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null });
+return await parsed.InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null });
