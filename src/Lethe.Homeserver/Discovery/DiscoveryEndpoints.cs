@@ -1,7 +1,6 @@
 using System.Text.Json.Nodes;
 using Lethe.Homeserver.Configuration;
 using Lethe.Homeserver.Http;
-using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 
@@ -20,14 +19,14 @@ public static class DiscoveryEndpoints
     public static void Map(IEndpointRouteBuilder app, HomeserverConfig config)
     {
         // GET /_matrix/client/versions
-        app.MapGet("/_matrix/client/versions", () => MatrixJson.Ok(new JsonObject
+        app.MapJson("GET", "/_matrix/client/versions", ResourceGroup.Client, _ => ValueTask.FromResult<JsonNode>(new JsonObject
         {
             ["versions"] = new JsonArray(SupportedVersions.Select(v => (JsonNode)v).ToArray()),
             ["unstable_features"] = new JsonObject(),
-        })).WithMetadata(ResourceGroup.Client);
+        }));
 
         // GET /.well-known/matrix/client
-        app.MapGet("/.well-known/matrix/client", () =>
+        app.MapJson("GET", "/.well-known/matrix/client", ResourceGroup.Client, _ =>
         {
             var body = new JsonObject { ["m.homeserver"] = new JsonObject { ["base_url"] = config.PublicBaseUrl } };
             if (config.ExtraWellKnownClientContent is { } extra)
@@ -41,11 +40,11 @@ public static class DiscoveryEndpoints
                 }
             }
 
-            return MatrixJson.Ok(body);
-        }).WithMetadata(ResourceGroup.Client);
+            return ValueTask.FromResult<JsonNode>(body);
+        });
 
         // GET /.well-known/matrix/server — only when serve_server_wellknown is set, as in Synapse.
-        app.MapGet("/.well-known/matrix/server", () =>
+        app.MapJson("GET", "/.well-known/matrix/server", ResourceGroup.Federation, _ =>
         {
             if (!config.ServeServerWellKnown)
             {
@@ -54,10 +53,14 @@ public static class DiscoveryEndpoints
 
             var host = new Uri(config.PublicBaseUrl).Authority;
             var delegated = host.Contains(':', StringComparison.Ordinal) && !host.EndsWith(']') ? host : host + ":443";
-            return MatrixJson.Ok(new JsonObject { ["m.server"] = delegated });
-        }).WithMetadata(ResourceGroup.Federation);
+            return ValueTask.FromResult<JsonNode>(new JsonObject { ["m.server"] = delegated });
+        });
 
         // GET /health
-        app.MapGet("/health", () => Results.Text("OK", "text/plain")).WithMetadata(ResourceGroup.Health);
+        app.MapRaw("GET", "/health", ResourceGroup.Health, context =>
+        {
+            context.Response.ContentType = "text/plain";
+            return context.Response.WriteAsync("OK");
+        });
     }
 }

@@ -1,6 +1,5 @@
 using System.Text.Json.Nodes;
 using Lethe.Homeserver.Http;
-using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Routing;
 
 namespace Lethe.Homeserver.Federation;
@@ -12,9 +11,9 @@ public static class FederationVersionEndpoints
     public static void Map(IEndpointRouteBuilder app)
     {
         // GET /_matrix/federation/v1/version
-        app.MapGet("/_matrix/federation/v1/version", () => MatrixJson.Ok(new JsonObject
+        app.MapJson("GET", "/_matrix/federation/v1/version", ResourceGroup.Federation, _ => ValueTask.FromResult<JsonNode>(new JsonObject
         {
             ["server"] = new JsonObject { ["name"] = "Lethe", ["version"] = LetheVersion.Current },
-        })).WithMetadata(ResourceGroup.Federation);
+        }));
     }
 }

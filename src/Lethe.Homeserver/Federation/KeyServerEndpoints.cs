@@ -2,7 +2,6 @@ using System.Text.Json.Nodes;
 using Lethe.Homeserver.Configuration;
 using Lethe.Homeserver.Http;
 using Lethe.Protocol.Crypto;
-using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Routing;
 
 namespace Lethe.Homeserver.Federation;
@@ -13,13 +12,11 @@ public static class KeyServerEndpoints
     /// <summary>Maps the key endpoints.</summary>
     public static void Map(IEndpointRouteBuilder app, HomeserverConfig config, SigningKey key, TimeProvider clock)
     {
-        var keys = app.MapGroup("/_matrix/key/v2").WithMetadata(ResourceGroup.Keys);
-
         // GET /_matrix/key/v2/server
-        keys.MapGet("/server", () => MatrixJson.Ok(ServerKeys(config, key, clock)));
+        app.MapJson("GET", "/_matrix/key/v2/server", ResourceGroup.Keys, _ => ValueTask.FromResult<JsonNode>(ServerKeys(config, key, clock)));
 
         // GET /_matrix/key/v2/server/{keyId} — deprecated form; the key ID is ignored, as the spec allows.
-        keys.MapGet("/server/{keyId}", (string keyId) => MatrixJson.Ok(ServerKeys(config, key, clock)));
+        app.MapJson("GET", "/_matrix/key/v2/server/{keyId}", ResourceGroup.Keys, _ => ValueTask.FromResult<JsonNode>(ServerKeys(config, key, clock)));
     }
 
     /// <summary>The signed key response: our verify key, valid until now + key_refresh_interval.</summary>

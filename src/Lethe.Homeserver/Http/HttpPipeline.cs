@@ -63,15 +63,12 @@ public static partial class HttpPipeline
                 throw MatrixException.UnknownEndpoint();
             }
 
-            // Routing turns a known path with the wrong method into this synthetic endpoint (no handler metadata).
+            // Routing turns a known path with the wrong method into a synthetic "405 HTTP Method Not Supported" endpoint.
             if (endpoint.Metadata.GetMetadata<ResourceGroup>() is not { } group)
             {
-                if (endpoint.Metadata.GetMetadata<HttpMethodMetadata>() is null && endpoint.DisplayName?.StartsWith("405", StringComparison.Ordinal) == true)
-                {
-                    throw MatrixException.MethodNotAllowed();
-                }
-
-                throw MatrixException.UnknownEndpoint();
+                throw endpoint.DisplayName?.StartsWith("405", StringComparison.Ordinal) == true
+                    ? MatrixException.MethodNotAllowed()
+                    : MatrixException.UnknownEndpoint();
             }
 
             var listener = ListenerOf(context);

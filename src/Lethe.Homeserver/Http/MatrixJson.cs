@@ -23,12 +23,4 @@ public static class MatrixJson
 
         await context.Response.BodyWriter.FlushAsync(context.RequestAborted);
     }
-
-    /// <summary>A minimal-API result for a JSON body.</summary>
-    public static IResult Ok(JsonNode body, int status = 200) => new JsonNodeResult(body, status);
-
-    private sealed class JsonNodeResult(JsonNode body, int status) : IResult
-    {
-        public Task ExecuteAsync(HttpContext httpContext) => WriteAsync(httpContext, body, status);
-    }
 }

@@ -3,7 +3,6 @@ using System.Text;
 using System.Text.Json.Nodes;
 using Lethe.Homeserver.Http;
 using Lethe.Homeserver.Tests.Infrastructure;
-using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 
@@ -17,11 +16,8 @@ public sealed class HttpPipelineTests : IAsyncLifetime
     // Probe endpoints that use the production JSON reader and error renderer, standing in for endpoints that take bodies.
     private static void Probes(IEndpointRouteBuilder app)
     {
-        var group = app.MapGroup("/_matrix/client/probe").WithMetadata(ResourceGroup.Client);
-        // The cast picks the Delegate overload: a bare HttpContext => Task lambda would bind as a RequestDelegate and drop the result.
-        group.MapPost("/echo", (Func<HttpContext, Task<IResult>>)(async ctx => MatrixJson.Ok(await JsonBody.ReadObjectAsync(ctx))));
-        group.MapPost("/crash", (HttpContext ctx) => (IResult)(object)(ctx.Items["missing"] ?? throw new InvalidOperationException("secret internal detail")));
-        app.MapGet("/_matrix/federation/probe", () => MatrixJson.Ok(new JsonObject())).WithMetadata(ResourceGroup.Federation);
+        app.MapJson("POST", "/_matrix/client/probe/echo", ResourceGroup.Client, async ctx => await JsonBody.ReadObjectAsync(ctx));
+        app.MapJson("POST", "/_matrix/client/probe/crash", ResourceGroup.Client, ctx => throw new InvalidOperationException("secret internal detail"));
     }
 
     public async ValueTask InitializeAsync() => _server = await TestHomeserver.StartAsync(probes: Probes);
