@@ -9,6 +9,7 @@ internal sealed class AuthContext
 {
     private PowerLevels? _levels;
 
+    /// <summary>Starts a check of <paramref name="pdu"/> against <paramref name="state"/>, whose create event is <paramref name="create"/>.</summary>
     public AuthContext(Pdu pdu, IReadOnlyDictionary<StateKey, Pdu> state, Pdu create)
     {
         Pdu = pdu;

@@ -9,6 +9,7 @@ internal static class MembershipRules
 {
     private const string AuthoriserKey = "join_authorised_via_users_server";
 
+    /// <summary>Applies the member rules to the event in <paramref name="ctx"/>.</summary>
     public static AuthDecision Check(AuthContext ctx, IEventSignatureCheck signatures)
     {
         var pdu = ctx.Pdu;

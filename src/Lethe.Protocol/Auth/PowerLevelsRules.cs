@@ -10,6 +10,7 @@ internal static class PowerLevelsRules
 {
     private static readonly string[] IntegerFields = ["users_default", "events_default", "state_default", "ban", "redact", "kick", "invite"];
 
+    /// <summary>Applies the power levels rule to the event in <paramref name="ctx"/>, sent by a user at <paramref name="senderLevel"/>.</summary>
     public static AuthDecision Check(AuthContext ctx, long senderLevel)
     {
         var pdu = ctx.Pdu;

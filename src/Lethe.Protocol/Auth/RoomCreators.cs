@@ -14,6 +14,7 @@ public sealed class RoomCreators
     {
         Creator = creator;
         _all = all;
+        All = Array.AsReadOnly(all);
         ArePrivileged = privileged;
     }
 
@@ -24,7 +25,7 @@ public sealed class RoomCreators
     public string? Creator { get; }
 
     /// <summary>Every creator: from v12 the sender plus valid <c>additional_creators</c>; before, just <see cref="Creator"/>.</summary>
-    public IReadOnlyList<string> All => _all;
+    public IReadOnlyList<string> All { get; }
 
     /// <summary>True from room version 12, where creators have infinite power and cannot appear in <c>users</c>.</summary>
     public bool ArePrivileged { get; }

@@ -62,76 +62,112 @@ internal sealed class RuleNumbers
         PlAllow = PowerLevels + "." + N(8 + i + c);
     }
 
+    /// <summary>Rule 1: m.room.create.</summary>
     public string Create { get; }
 
+    /// <summary>The create rule's final "otherwise, allow".</summary>
     public string CreateAllow { get; }
 
+    /// <summary>v12 rule 2: the room ID names an accepted create event.</summary>
     public string RoomIdIsCreate { get; }
 
+    /// <summary>The rule about the event's own auth_events (2, or 3 in v12).</summary>
     public string AuthEvents { get; }
 
+    /// <summary>The m.federate rule.</summary>
     public string Federate { get; }
 
+    /// <summary>v1–5 rule 4: m.room.aliases.</summary>
     public string Aliases { get; }
 
+    /// <summary>The m.room.member rule.</summary>
     public string Member { get; }
 
+    /// <summary>v8+: join_authorised_via_users_server must have signed.</summary>
     public string MemberSignature { get; }
 
+    /// <summary>Membership join.</summary>
     public string Join { get; }
 
+    /// <summary>v8+: restricted (v10+: knock_restricted) joins.</summary>
     public string JoinRestricted { get; }
 
+    /// <summary>Joins to a public room.</summary>
     public string JoinPublic { get; }
 
+    /// <summary>Joins no join rule admits.</summary>
     public string JoinOtherwise { get; }
 
+    /// <summary>Membership invite.</summary>
     public string Invite { get; }
 
+    /// <summary>Membership leave.</summary>
     public string Leave { get; }
 
+    /// <summary>Membership ban.</summary>
     public string Ban { get; }
 
+    /// <summary>v7+: membership knock.</summary>
     public string Knock { get; }
 
+    /// <summary>Any other membership.</summary>
     public string UnknownMembership { get; }
 
+    /// <summary>The sender must be joined.</summary>
     public string SenderJoined { get; }
 
+    /// <summary>m.room.third_party_invite needs the invite level.</summary>
     public string ThirdPartyInvite { get; }
 
+    /// <summary>The event type's required power level.</summary>
     public string RequiredLevel { get; }
 
+    /// <summary>State keys naming another user.</summary>
     public string UserStateKey { get; }
 
+    /// <summary>The m.room.power_levels rule.</summary>
     public string PowerLevels { get; }
 
+    /// <summary>v10+: integer fields must be integers.</summary>
     public string PlIntegerFields { get; }
 
+    /// <summary>v10+: events and notifications must hold integers.</summary>
     public string PlMapFields { get; }
 
+    /// <summary>users must map user IDs to levels.</summary>
     public string PlUsers { get; }
 
+    /// <summary>v12: creators may not appear in users.</summary>
     public string PlCreators { get; }
 
+    /// <summary>The first power levels event is allowed.</summary>
     public string PlNoPrevious { get; }
 
+    /// <summary>Changes to the integer fields.</summary>
     public string PlFieldChanges { get; }
 
+    /// <summary>events/notifications entries changed or removed.</summary>
     public string PlMapRemoved { get; }
 
+    /// <summary>events/notifications entries added or changed.</summary>
     public string PlMapAdded { get; }
 
+    /// <summary>users entries changed or removed.</summary>
     public string PlUsersChanged { get; }
 
+    /// <summary>users entries added or changed.</summary>
     public string PlUsersAdded { get; }
 
+    /// <summary>The power levels rule's final "otherwise, allow".</summary>
     public string PlAllow { get; }
 
+    /// <summary>v1–2: the redaction rule.</summary>
     public string Redaction { get; }
 
+    /// <summary>The final "otherwise, allow".</summary>
     public string Otherwise { get; }
 
+    /// <summary>The numbering of a room version (cached).</summary>
     public static RuleNumbers For(RoomVersion version) => Cache.GetOrAdd(version.Identifier, _ => new RuleNumbers(version));
 
     private static string N(int n) => n.ToString(CultureInfo.InvariantCulture);

@@ -9,6 +9,7 @@ namespace Lethe.Protocol.Auth;
 /// <summary>The rules for an invite that redeems a third-party invite (rule 5.4.1 in v12's numbering).</summary>
 internal static class ThirdPartyInviteRules
 {
+    /// <summary>Applies the third-party invite rules to an invite of <paramref name="target"/>.</summary>
     public static AuthDecision Check(AuthContext ctx, string target)
     {
         var pdu = ctx.Pdu;

@@ -10,6 +10,7 @@ internal sealed class EventCache
     private readonly string _roomId;
     private readonly Dictionary<string, EventRecord?> _events = new(StringComparer.Ordinal);
 
+    /// <summary>Creates an empty cache over <paramref name="source"/> for events of <paramref name="roomId"/>.</summary>
     public EventCache(IStateEventSource source, string roomId)
     {
         _source = source;

@@ -12,6 +12,7 @@ internal sealed class IterativeAuthChecks
     private readonly EventCache _cache;
     private readonly Pdu? _roomCreate;
 
+    /// <summary>Creates the checks; <paramref name="roomCreate"/> is the v12 create event named by the room ID.</summary>
     public IterativeAuthChecks(EventAuthorizer authorizer, EventCache cache, Pdu? roomCreate)
     {
         _authorizer = authorizer;

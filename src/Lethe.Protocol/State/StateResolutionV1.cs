@@ -17,8 +17,10 @@ internal sealed class StateResolutionV1
 
     private readonly EventAuthorizer _authorizer;
 
+    /// <summary>Creates the algorithm with the authorizer its auth checks use.</summary>
     public StateResolutionV1(EventAuthorizer authorizer) => _authorizer = authorizer;
 
+    /// <summary>Resolves two or more state sets.</summary>
     public async ValueTask<Dictionary<StateKey, string>> ResolveAsync(
         string roomId,
         IReadOnlyList<IReadOnlyDictionary<StateKey, string>> stateSets,
@@ -232,15 +234,18 @@ internal sealed class StateResolutionV1
     /// <summary>A conflicted event with the SHA-1 of its ID, which v1 uses to break depth ties.</summary>
     private sealed class Candidate(Pdu pdu)
     {
+        /// <summary>Greatest depth first, then lowest SHA-1 of the event ID.</summary>
         public static readonly Comparison<Candidate> DeepestFirst = (a, b) =>
         {
             var c = b.Pdu.Depth.CompareTo(a.Pdu.Depth);
             return c != 0 ? c : a.Sha1.AsSpan().SequenceCompareTo(b.Sha1);
         };
 
+        /// <summary>The event.</summary>
         public Pdu Pdu { get; } = pdu;
 
 #pragma warning disable CA5350 // The protocol fixes SHA-1 here; it is a tie-break, not a security boundary.
+        /// <summary>SHA-1 of the event ID's UTF-8 bytes.</summary>
         public byte[] Sha1 { get; } = SHA1.HashData(Encoding.UTF8.GetBytes(pdu.EventId));
 #pragma warning restore CA5350
     }

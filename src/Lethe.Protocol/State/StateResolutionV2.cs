@@ -10,8 +10,10 @@ internal sealed class StateResolutionV2
 
     private readonly EventAuthorizer _authorizer;
 
+    /// <summary>Creates the algorithm with the authorizer its auth checks use.</summary>
     public StateResolutionV2(EventAuthorizer authorizer) => _authorizer = authorizer;
 
+    /// <summary>Resolves two or more state sets.</summary>
     public async ValueTask<Dictionary<StateKey, string>> ResolveAsync(
         RoomVersion version,
         string roomId,

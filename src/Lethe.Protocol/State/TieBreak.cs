@@ -8,8 +8,10 @@ internal readonly record struct TieBreak(long Rank, long OriginServerTs, string 
 /// <summary>Orders <see cref="TieBreak"/> keys ascending on every part.</summary>
 internal sealed class TieBreakComparer : IComparer<TieBreak>
 {
+    /// <summary>The shared instance.</summary>
     public static readonly TieBreakComparer Instance = new();
 
+    /// <summary>Compares rank, then timestamp, then event ID.</summary>
     public int Compare(TieBreak x, TieBreak y)
     {
         var c = x.Rank.CompareTo(y.Rank);

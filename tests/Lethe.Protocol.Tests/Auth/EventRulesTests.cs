@@ -142,6 +142,14 @@ public class EventRulesTests
     }
 
     [Fact]
+    public void StateKeysThatOnlyStartWithTheSendersIdAreRejected()
+    {
+        // Owned state suffixes (MSC3757) are not part of any room version here: the key must equal the sender.
+        var room = TestRoom.Standard(RoomVersion.V12);
+        Expect.Rejected(room.Check(room.Build(Alice, "m.custom", Alice + "_device", [])), "9");
+    }
+
+    [Fact]
     public void StateKeysNamingTheSenderAreAllowed()
     {
         var room = TestRoom.Standard(RoomVersion.V11);
