@@ -1,16 +1,14 @@
-using System.Diagnostics;
 using System.Text.Json.Nodes;
 using Lethe.Protocol.Auth;
 using Lethe.Protocol.Events;
 using Lethe.Protocol.State;
 using Lethe.Protocol.Tests.Auth;
-using Xunit.Abstractions;
 using static Lethe.Protocol.Tests.Auth.Users;
 
 namespace Lethe.Protocol.Tests.State;
 
-/// <summary>Resolution must stay fast on big forks: a thousand conflicted events well within a second.</summary>
-public class StateResolutionPerformanceTests(ITestOutputHelper output)
+/// <summary>Big forks (a thousand conflicted events) resolve, and resolve the same way every time. Their speed is measured in bench/, not here.</summary>
+public class StateResolutionLargeForkTests
 {
     private const int EventsPerFork = 600;
 
@@ -62,21 +60,15 @@ public class StateResolutionPerformanceTests(ITestOutputHelper output)
     [Theory]
     [InlineData(11)]
     [InlineData(12)]
-    public async Task AThousandConflictedEventsResolveWellWithinASecond(int v)
+    public async Task AThousandConflictedEventsResolveDeterministically(int v)
     {
         var version = Expect.Version(v);
         var (roomId, source, sets, conflicted) = BigForks(version);
         Assert.True(conflicted >= 1000, $"only {conflicted} conflicted events");
 
-        // The first run pays for JIT compilation; time the second.
         var first = await StateResolver.Default.ResolveAsync(version, roomId, sets, source);
-        var clock = Stopwatch.StartNew();
-        var second = await StateResolver.Default.ResolveAsync(version, roomId, sets, source);
-        clock.Stop();
-        output.WriteLine($"v{v}: {conflicted} conflicted events resolved in {clock.ElapsedMilliseconds} ms");
-
+        var second = await StateResolver.Default.ResolveAsync(version, roomId, [sets[1], sets[0]], source);
         Assert.Equal(first, second);
-        Assert.True(clock.ElapsedMilliseconds < 1000, $"took {clock.ElapsedMilliseconds} ms");
 
         // Both forks' joins survive; the kicked users (every fifth: 0, 5, 10, …) stay kicked.
         Assert.Equal(Membership.Join, MembershipIn(second, source, "@u0x1:example.com"));
