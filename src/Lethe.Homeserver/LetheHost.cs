@@ -1,4 +1,6 @@
 using System.Security.Cryptography.X509Certificates;
+using Lethe.Homeserver.Accounts;
+using Lethe.Homeserver.Admin;
 using Lethe.Homeserver.Configuration;
 using Lethe.Homeserver.Discovery;
 using Lethe.Homeserver.Federation;
@@ -24,19 +26,26 @@ public sealed partial class LetheHost : IAsyncDisposable
     private readonly HomeserverConfig _config;
     private bool _stopped;
 
-    private LetheHost(WebApplication app, HomeserverConfig config, Database database, SigningKey signingKey)
+    private readonly Timer _housekeeping;
+
+    private LetheHost(WebApplication app, HomeserverServices services)
     {
         _app = app;
-        _config = config;
-        Database = database;
-        SigningKey = signingKey;
+        _config = services.Config;
+        Services = services;
+        _housekeeping = new Timer(_ => _ = HousekeepingAsync(), null, HousekeepingInterval, HousekeepingInterval);
     }
 
+    private static readonly TimeSpan HousekeepingInterval = TimeSpan.FromSeconds(60);
+
+    /// <summary>The server's services (stores, authentication, ...).</summary>
+    public HomeserverServices Services { get; }
+
     /// <summary>The database.</summary>
-    public Database Database { get; }
+    public Database Database => Services.Database;
 
     /// <summary>The server's signing key.</summary>
-    public SigningKey SigningKey { get; }
+    public SigningKey SigningKey => Services.SigningKey;
 
     /// <summary>The configuration in force.</summary>
     public HomeserverConfig Config => _config;
@@ -60,9 +69,10 @@ public sealed partial class LetheHost : IAsyncDisposable
         var database = await Database.OpenAsync(config.Database, ct);
         try
         {
-            var app = Build(config, database, signingKey, logging);
+            var services = new HomeserverServices(config, database, signingKey, TimeProvider.System);
+            var app = Build(services, logging);
             extraEndpoints?.Invoke(app);
-            var host = new LetheHost(app, config, database, signingKey);
+            var host = new LetheHost(app, services);
             await app.StartAsync(ct);
             host.WritePidFile();
             return host;
@@ -74,8 +84,9 @@ public sealed partial class LetheHost : IAsyncDisposable
         }
     }
 
-    private static WebApplication Build(HomeserverConfig config, Database database, SigningKey signingKey, Action<ILoggingBuilder>? logging)
+    private static WebApplication Build(HomeserverServices services, Action<ILoggingBuilder>? logging)
     {
+        var config = services.Config;
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
         builder.Logging.ClearProviders();
         if (logging is null)
@@ -95,10 +106,6 @@ public sealed partial class LetheHost : IAsyncDisposable
 
         builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(8));
-        builder.Services.AddSingleton(config);
-        builder.Services.AddSingleton(database);
-        builder.Services.AddSingleton(signingKey);
-        builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddRouting();
         builder.WebHost.ConfigureKestrel(kestrel => ConfigureListeners(kestrel, config));
 
@@ -106,8 +113,13 @@ public sealed partial class LetheHost : IAsyncDisposable
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Lethe.Http");
         HttpPipeline.Use(app, logger);
         DiscoveryEndpoints.Map(app, config);
-        KeyServerEndpoints.Map(app, config, signingKey, TimeProvider.System);
+        KeyServerEndpoints.Map(app, config, services.SigningKey, services.Clock);
         FederationVersionEndpoints.Map(app);
+        AccountEndpoints.Map(app, services);
+        DeviceEndpoints.Map(app, services);
+        ProfileEndpoints.Map(app, services);
+        SharedSecretRegistration.Map(app, services);
+        RegistrationTokenEndpoints.Map(app, services);
         return app;
     }
 
@@ -176,6 +188,20 @@ public sealed partial class LetheHost : IAsyncDisposable
         }
     }
 
+    /// <summary>Periodic upkeep: write device activity, forget idle rate-limit buckets.</summary>
+    private async Task HousekeepingAsync()
+    {
+        try
+        {
+            await Services.Activity.FlushAsync(Stopping);
+            Services.RateLimiter.Prune();
+        }
+        catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or System.Data.Common.DbException)
+        {
+            // Shutting down, or the database is briefly unavailable: the next round catches up.
+        }
+    }
+
     /// <summary>Completes when the host has been asked to stop (SIGTERM or Ctrl+C).</summary>
     public Task WaitForShutdownAsync() => _app.WaitForShutdownAsync();
 
@@ -188,9 +214,12 @@ public sealed partial class LetheHost : IAsyncDisposable
         }
 
         _stopped = true;
+        await _housekeeping.DisposeAsync();
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(9));
         await _app.StopAsync(timeout.Token);
         await _app.DisposeAsync();
+        await Services.Activity.FlushAsync(CancellationToken.None);
+        Services.Dispose();
         await Database.DisposeAsync();
         if (_config.PidFile is { } path)
         {

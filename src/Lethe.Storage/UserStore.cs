@@ -35,16 +35,30 @@ public sealed class UserStore(Database db)
 {
     /// <summary>Creates an account; false when the user ID is taken.</summary>
     public Task<bool> TryCreateAsync(UserRecord user, CancellationToken ct = default) =>
-        db.WriteAsync(async tx =>
-        {
-            var rows = await tx.Connection!.ExecuteAsync(
-                """
-                INSERT INTO users (user_id, password_hash, is_admin, is_guest, user_type, appservice_id, deactivated, created_ts)
-                VALUES (@UserId, @PasswordHash, @IsAdmin, @IsGuest, @UserType, @AppserviceId, @Deactivated, @CreatedTs)
-                ON CONFLICT (user_id) DO NOTHING
-                """, user, tx);
-            return rows == 1;
-        }, ct);
+        db.WriteAsync(tx => TryCreateAsync(tx, user), ct);
+
+    /// <summary>Creates an account in the caller's transaction; false when the user ID is taken.</summary>
+    public static async Task<bool> TryCreateAsync(System.Data.Common.DbTransaction tx, UserRecord user)
+    {
+        var rows = await tx.Connection!.ExecuteAsync(
+            """
+            INSERT INTO users (user_id, password_hash, is_admin, is_guest, user_type, appservice_id, deactivated, created_ts)
+            VALUES (@UserId, @PasswordHash, @IsAdmin, @IsGuest, @UserType, @AppserviceId, @Deactivated, @CreatedTs)
+            ON CONFLICT (user_id) DO NOTHING
+            """, user, tx);
+        return rows == 1;
+    }
+
+    /// <summary>True when the user ID is taken (by any account, deactivated ones included: IDs are never reused).</summary>
+    public Task<bool> ExistsAsync(string userId, CancellationToken ct = default) =>
+        db.ReadAsync(async c => await c.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM users WHERE user_id = @userId", new { userId }) > 0, ct);
+
+    /// <summary>Marks the account deactivated and removes its password, devices and tokens, in the caller's transaction.</summary>
+    public static async Task DeactivateAsync(System.Data.Common.DbTransaction tx, string userId)
+    {
+        await tx.Connection!.ExecuteAsync("UPDATE users SET deactivated = TRUE, password_hash = NULL WHERE user_id = @userId", new { userId }, tx);
+        await tx.Connection!.ExecuteAsync("DELETE FROM devices WHERE user_id = @userId", new { userId }, tx);
+    }
 
     /// <summary>The account, or null.</summary>
     public Task<UserRecord?> GetAsync(string userId, CancellationToken ct = default) =>

@@ -163,6 +163,7 @@ public static class ConfigLoader
             EnableRegistrationWithoutVerification = withoutVerification,
             RegistrationRequiresToken = requiresToken,
             RegistrationSharedSecret = sharedSecret,
+            RefreshableAccessTokenLifetime = root.Duration("refreshable_access_token_lifetime", 5 * 60_000)!.Value,
             RateLimits = ReadRateLimits(root),
             Retention = ReadRetention(root),
             MaxUploadSize = root.Size("max_upload_size", 50L * 1024 * 1024),

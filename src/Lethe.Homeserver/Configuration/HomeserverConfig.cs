@@ -45,6 +45,9 @@ public sealed record HomeserverConfig
     /// <summary>Registration needs a registration token.</summary>
     public bool RegistrationRequiresToken { get; init; }
 
+    /// <summary>Lifetime (ms) of access tokens issued to clients that asked for a refresh token.</summary>
+    public long RefreshableAccessTokenLifetime { get; init; } = 5 * 60_000;
+
     /// <summary>Secret for admin shared-secret registration; null disables it.</summary>
     public string? RegistrationSharedSecret { get; init; }
 

@@ -26,6 +26,21 @@ public static class Endpoints
     public static IEndpointConventionBuilder MapRaw(this IEndpointRouteBuilder app, string method, string pattern, ResourceGroup group, RequestDelegate handler) =>
         app.MapMethods(pattern, [method], handler).WithMetadata(group);
 
+    /// <summary>Maps a client-server endpoint under both <c>/_matrix/client/v3</c> and the legacy <c>/_matrix/client/r0</c> prefix (older clients, e.g. matrix-nio 0.20, still use r0).</summary>
+    public static void MapClient(this IEndpointRouteBuilder app, string method, string path, JsonEndpoint handler)
+    {
+        app.MapJson(method, "/_matrix/client/v3" + path, ResourceGroup.Client, handler);
+        app.MapJson(method, "/_matrix/client/r0" + path, ResourceGroup.Client, handler);
+    }
+
+    /// <summary>Maps a client-server endpoint the spec places under <c>/_matrix/client/v1</c>.</summary>
+    public static void MapClientV1(this IEndpointRouteBuilder app, string method, string path, JsonEndpoint handler) =>
+        app.MapJson(method, "/_matrix/client/v1" + path, ResourceGroup.Client, handler);
+
+    /// <summary>A query string parameter, or null.</summary>
+    public static string? Query(this HttpContext context, string name) =>
+        context.Request.Query.TryGetValue(name, out var v) && v.Count > 0 ? v[0] : null;
+
     /// <summary>A route value as a string; routing guarantees presence for parameters in the pattern.</summary>
     public static string Route(this HttpContext context, string name) =>
         context.Request.RouteValues[name] as string ?? throw MatrixException.MissingParam($"Missing path parameter {name}");

@@ -22,12 +22,19 @@ public sealed class MatrixException : Exception
     /// <summary>Extra members of the error body (e.g. <c>retry_after_ms</c>, <c>soft_logout</c>).</summary>
     public JsonObject? Extra { get; }
 
+    private JsonObject? _body;
+
     /// <summary>Extra response headers (e.g. Retry-After).</summary>
     public IReadOnlyDictionary<string, string>? Headers { get; private init; }
 
-    /// <summary>The JSON body: errcode, error and any extras.</summary>
+    /// <summary>The JSON body: errcode, error and any extras (or, for user-interactive auth, exactly the flows body).</summary>
     public JsonObject ToJson()
     {
+        if (_body is not null)
+        {
+            return (JsonObject)_body.DeepClone();
+        }
+
         var body = new JsonObject { ["errcode"] = ErrCode, ["error"] = Message };
         if (Extra is not null)
         {
@@ -82,6 +89,10 @@ public sealed class MatrixException : Exception
     {
         Headers = new Dictionary<string, string> { ["Retry-After"] = ((retryAfterMs + 999) / 1000).ToString(System.Globalization.CultureInfo.InvariantCulture) },
     };
+
+    /// <summary>401 user-interactive authentication challenge: the body (flows, params, session, completed, maybe errcode) as given.</summary>
+    public static MatrixException UserInteractiveAuth(JsonObject body) =>
+        new(401, body["errcode"]?.GetValue<string>() ?? "M_UNAUTHORIZED", body["error"]?.GetValue<string>() ?? "User-interactive authentication required", null) { _body = body };
 
     /// <summary>500 M_UNKNOWN for faults of the server itself; the message is generic so no internals leak.</summary>
     public static MatrixException Internal() => new(500, Http.ErrCode.Unknown, "Internal server error", null);

@@ -54,6 +54,19 @@ public sealed class TestHomeserver : IAsyncDisposable
             media_store_path: "{dir}/media"
 
             """);
+        if (!extraYaml.Contains("rc_", StringComparison.Ordinal))
+        {
+            // Every test client comes from 127.0.0.1; production limits would throttle the suite, not test anything.
+            foreach (var bucket in new[] { "rc_message", "rc_registration", "rc_room_creation", "rc_joins_per_room", "rc_third_party_invite", "rc_media_create", "rc_reports" })
+            {
+                yaml.Append($"{bucket}: {{per_second: 1000, burst_count: 1000}}\n");
+            }
+
+            yaml.Append("rc_login: {address: {per_second: 1000, burst_count: 1000}, account: {per_second: 1000, burst_count: 1000}, failed_attempts: {per_second: 1000, burst_count: 1000}}\n");
+            yaml.Append("rc_joins: {local: {per_second: 1000, burst_count: 1000}, remote: {per_second: 1000, burst_count: 1000}}\n");
+            yaml.Append("rc_invites: {per_room: {per_second: 1000, burst_count: 1000}, per_user: {per_second: 1000, burst_count: 1000}, per_issuer: {per_second: 1000, burst_count: 1000}}\n");
+        }
+
         yaml.Append(engine == DatabaseEngine.Postgres ? TestDatabases.NewPostgresYaml() : $"database:\n  name: sqlite3\n  args:\n    database: \"{dir}/homeserver.db\"\n");
         yaml.Append(extraYaml);
         var path = Path.Combine(dir, "homeserver.yaml");
@@ -71,6 +84,15 @@ public sealed class TestHomeserver : IAsyncDisposable
         Directory.CreateDirectory(dir);
         return dir;
     }
+
+    /// <summary>An unauthenticated client.</summary>
+    public MatrixClient NewClient() => new(Client);
+
+    /// <summary>Registers a user through open registration (the server must allow it) and returns their client.</summary>
+    public Task<MatrixClient> RegisterAsync(string username, string password = "correct horse battery") => NewClient().RegisterAsync(username, password);
+
+    /// <summary>Config lines that open registration without verification, for tests that register users through the API.</summary>
+    public const string OpenRegistration = "enable_registration: true\nenable_registration_without_verification: true\n";
 
     /// <summary>GETs a path and parses the JSON body, asserting the status.</summary>
     public async Task<JsonObject> GetJsonAsync(string path, int expectedStatus = 200)

@@ -1,0 +1,27 @@
+using System.Security.Cryptography;
+using System.Text;
+using Lethe.Protocol.Crypto;
+
+namespace Lethe.Homeserver.Accounts;
+
+/// <summary>Token generation and the hash under which tokens are stored.</summary>
+public static class TokenHash
+{
+    /// <summary>A new 256-bit random token with a readable prefix (e.g. <c>lat_</c> access, <c>lrt_</c> refresh).</summary>
+    public static string NewToken(string prefix) => prefix + Base64Unpadded.EncodeUrlSafe(RandomNumberGenerator.GetBytes(32));
+
+    /// <summary>SHA-256 of the token text, base64: what the database holds.</summary>
+    public static string Of(string token) => Base64Unpadded.Encode(SHA256.HashData(Encoding.UTF8.GetBytes(token)));
+
+    /// <summary>A new device ID: ten upper-case letters, as Synapse generates them.</summary>
+    public static string NewDeviceId()
+    {
+        Span<char> chars = stackalloc char[10];
+        for (var i = 0; i < chars.Length; i++)
+        {
+            chars[i] = (char)('A' + RandomNumberGenerator.GetInt32(26));
+        }
+
+        return new string(chars);
+    }
+}
