@@ -1,6 +1,10 @@
+using Lethe.Homeserver.AccountData;
 using Lethe.Homeserver.Accounts;
+using Lethe.Homeserver.Ephemeral;
 using Lethe.Homeserver.Configuration;
 using Lethe.Homeserver.Http;
+using Lethe.Homeserver.Rooms;
+using Lethe.Homeserver.Sync;
 using Lethe.Protocol.Crypto;
 using Lethe.Storage;
 
@@ -27,7 +31,110 @@ public sealed class HomeserverServices : IDisposable
         Uia = new UserInteractiveAuth(config.ServerName, Users, Hasher, RegistrationTokens, clock);
         Sessions = new SessionIssuer(config, clock);
         RateLimiter = new RateLimiter(config.RateLimits, clock);
+        RoomStore = new RoomStore(database);
+        EventStore = new EventStore(database);
+        StateStore = new StateStore(database);
+        RoomDirectory = new RoomDirectory(RoomStore);
+        Events = new EventCache(EventStore, RoomDirectory);
+        Snapshots = new RoomSnapshots(database, StateStore, RoomStore, RoomDirectory);
+        Streams = new StreamTracker();
+        Notifier = new SyncNotifier(database, config.ServerName);
+        Pipeline = new RoomEventPipeline(this, new RoomLocks(), Snapshots, Events, StateStore, RoomDirectory, Streams, Notifier);
+        Access = new RoomAccess(this);
+        Visibility = new EventVisibility(this);
+        Format = new ClientEventFormat(this);
+        Memberships = new MembershipChanges(this);
+        Creation = new RoomCreation(this, Memberships);
+        AccountData = new AccountDataStore(database);
+        Filters = new FilterStore(database);
+        Receipts = new ReceiptStore(database);
+        Presence = new PresenceStore(database);
+        Typing = new TypingNotifications(clock);
     }
+
+    /// <summary>Account data.</summary>
+    public AccountDataStore AccountData { get; }
+
+    /// <summary>Sync filters.</summary>
+    public FilterStore Filters { get; }
+
+    /// <summary>Read receipts.</summary>
+    public ReceiptStore Receipts { get; }
+
+    /// <summary>Presence.</summary>
+    public PresenceStore Presence { get; }
+
+    /// <summary>Typing notifications (memory only).</summary>
+    public TypingNotifications Typing { get; }
+
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, IReadOnlySet<string>> _ignored = new(StringComparer.Ordinal);
+
+    /// <summary>The users <paramref name="userId"/> ignores (<c>m.ignored_user_list</c>), cached.</summary>
+    public async Task<IReadOnlySet<string>> IgnoredUsersAsync(string userId, CancellationToken ct)
+    {
+        if (_ignored.TryGetValue(userId, out var set))
+        {
+            return set;
+        }
+
+        var content = await AccountData.GetAsync(userId, "", "m.ignored_user_list", ct);
+        var users = new HashSet<string>(StringComparer.Ordinal);
+        if (content is not null && AccountDataJson.Parse(content)["ignored_users"] is System.Text.Json.Nodes.JsonObject ignored)
+        {
+            foreach (var kv in ignored)
+            {
+                users.Add(kv.Key);
+            }
+        }
+
+        _ignored[userId] = users;
+        return users;
+    }
+
+    /// <summary>Drops the cached ignore list after it changed.</summary>
+    public void ForgetIgnoredUsers(string userId) => _ignored.TryRemove(userId, out _);
+
+    /// <summary>Who may read which room state.</summary>
+    public RoomAccess Access { get; }
+
+    /// <summary>The visibility gate every served event passes.</summary>
+    public EventVisibility Visibility { get; }
+
+    /// <summary>Client event serialisation.</summary>
+    public ClientEventFormat Format { get; }
+
+    /// <summary>Membership changes.</summary>
+    public MembershipChanges Memberships { get; }
+
+    /// <summary>Room creation.</summary>
+    public RoomCreation Creation { get; }
+
+    /// <summary>Rooms, aliases, transaction IDs.</summary>
+    public RoomStore RoomStore { get; }
+
+    /// <summary>Events.</summary>
+    public EventStore EventStore { get; }
+
+    /// <summary>State groups and current state.</summary>
+    public StateStore StateStore { get; }
+
+    /// <summary>Room versions by room.</summary>
+    public RoomDirectory RoomDirectory { get; }
+
+    /// <summary>Parsed events.</summary>
+    public EventCache Events { get; }
+
+    /// <summary>Current room state for the write path.</summary>
+    public RoomSnapshots Snapshots { get; }
+
+    /// <summary>Committed stream positions.</summary>
+    public StreamTracker Streams { get; }
+
+    /// <summary>Wakes long-polling syncs.</summary>
+    public SyncNotifier Notifier { get; }
+
+    /// <summary>The write path for room events.</summary>
+    public RoomEventPipeline Pipeline { get; }
 
     /// <summary>The configuration.</summary>
     public HomeserverConfig Config { get; }
@@ -81,5 +188,9 @@ public sealed class HomeserverServices : IDisposable
     public long NowMs => Clock.GetUtcNow().ToUnixTimeMilliseconds();
 
     /// <inheritdoc />
-    public void Dispose() => Auth.Dispose();
+    public void Dispose()
+    {
+        Auth.Dispose();
+        Events.Dispose();
+    }
 }

@@ -1,5 +1,9 @@
 using System.Security.Cryptography.X509Certificates;
+using Lethe.Homeserver.AccountData;
 using Lethe.Homeserver.Accounts;
+using Lethe.Homeserver.Ephemeral;
+using Lethe.Homeserver.Rooms;
+using Lethe.Homeserver.Sync;
 using Lethe.Homeserver.Admin;
 using Lethe.Homeserver.Configuration;
 using Lethe.Homeserver.Discovery;
@@ -70,6 +74,7 @@ public sealed partial class LetheHost : IAsyncDisposable
         try
         {
             var services = new HomeserverServices(config, database, signingKey, TimeProvider.System);
+            await services.Streams.LoadAsync(database, ct);
             var app = Build(services, logging);
             extraEndpoints?.Invoke(app);
             var host = new LetheHost(app, services);
@@ -112,7 +117,7 @@ public sealed partial class LetheHost : IAsyncDisposable
         var app = builder.Build();
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Lethe.Http");
         HttpPipeline.Use(app, logger);
-        DiscoveryEndpoints.Map(app, config);
+        DiscoveryEndpoints.Map(app, services);
         KeyServerEndpoints.Map(app, config, services.SigningKey, services.Clock);
         FederationVersionEndpoints.Map(app);
         AccountEndpoints.Map(app, services);
@@ -120,6 +125,12 @@ public sealed partial class LetheHost : IAsyncDisposable
         ProfileEndpoints.Map(app, services);
         SharedSecretRegistration.Map(app, services);
         RegistrationTokenEndpoints.Map(app, services);
+        RoomEndpoints.Map(app, services);
+        MembershipEndpoints.Map(app, services);
+        HistoryEndpoints.Map(app, services);
+        AccountDataEndpoints.Map(app, services);
+        EphemeralEndpoints.Map(app, services);
+        SyncEndpoints.Map(app, services, app.Lifetime.ApplicationStopping);
         return app;
     }
 

@@ -172,6 +172,7 @@ public static class ConfigLoader
             FederationCustomCaList = caList,
             AppServiceConfigFiles = appServiceFiles,
             ServeServerWellKnown = root.Bool("serve_server_wellknown", false),
+            PresenceEnabled = root.Section("presence")?.Bool("enabled", true) ?? true,
             ExtraWellKnownClientContent = root.Json("extra_well_known_client_content") switch
             {
                 null => null,

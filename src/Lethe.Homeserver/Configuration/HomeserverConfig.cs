@@ -78,6 +78,9 @@ public sealed record HomeserverConfig
     /// <summary>Extra members merged into <c>/.well-known/matrix/client</c>.</summary>
     public JsonObject? ExtraWellKnownClientContent { get; init; }
 
+    /// <summary>Track and share presence (online/offline); Synapse's <c>presence.enabled</c>.</summary>
+    public bool PresenceEnabled { get; init; } = true;
+
     /// <summary>What the loader noticed but accepted (unknown keys, ignored options), to be logged at start.</summary>
     public IReadOnlyList<string> Warnings { get; init; } = [];
 }

@@ -16,8 +16,9 @@ public static class DiscoveryEndpoints
     public static readonly string[] SupportedVersions = [];
 
     /// <summary>Maps the endpoints.</summary>
-    public static void Map(IEndpointRouteBuilder app, HomeserverConfig config)
+    public static void Map(IEndpointRouteBuilder app, HomeserverServices hs)
     {
+        var config = hs.Config;
         // GET /_matrix/client/versions
         app.MapJson("GET", "/_matrix/client/versions", ResourceGroup.Client, _ => ValueTask.FromResult<JsonNode>(new JsonObject
         {
@@ -54,6 +55,37 @@ public static class DiscoveryEndpoints
             var host = new Uri(config.PublicBaseUrl).Authority;
             var delegated = host.Contains(':', StringComparison.Ordinal) && !host.EndsWith(']') ? host : host + ":443";
             return ValueTask.FromResult<JsonNode>(new JsonObject { ["m.server"] = delegated });
+        });
+
+        // GET /_matrix/client/v3/capabilities
+        app.MapClient("GET", "/capabilities", async ctx =>
+        {
+            await hs.Auth.RequireAsync(ctx);
+            var versions = new JsonObject();
+            foreach (var v in Lethe.Protocol.Events.RoomVersion.All)
+            {
+                versions[v.Identifier] = "stable";
+            }
+
+            return new JsonObject
+            {
+                ["capabilities"] = new JsonObject
+                {
+                    ["m.change_password"] = new JsonObject { ["enabled"] = true },
+                    ["m.room_versions"] = new JsonObject { ["default"] = Lethe.Protocol.Events.RoomVersion.Default.Identifier, ["available"] = versions },
+                    ["m.set_displayname"] = new JsonObject { ["enabled"] = true },
+                    ["m.set_avatar_url"] = new JsonObject { ["enabled"] = true },
+                    ["m.3pid_changes"] = new JsonObject { ["enabled"] = false },
+                    ["m.get_login_token"] = new JsonObject { ["enabled"] = false },
+                },
+            };
+        });
+
+        // GET /_matrix/client/v3/voip/turnServer — no TURN server is configured, and Lethe suggests no third-party one.
+        app.MapClient("GET", "/voip/turnServer", async ctx =>
+        {
+            await hs.Auth.RequireAsync(ctx);
+            return new JsonObject();
         });
 
         // GET /health

@@ -13,12 +13,18 @@ public static class JsonBody
     public const long DefaultLimit = 16 * 1024 * 1024;
 
     /// <summary>Reads the body as a JSON object: 400 M_NOT_JSON for invalid JSON or a non-object, 413 M_TOO_LARGE over the limit.</summary>
-    public static async Task<JsonObject> ReadObjectAsync(HttpContext context, long limit = DefaultLimit)
+    public static Task<JsonObject> ReadObjectAsync(HttpContext context, long limit = DefaultLimit) => ReadObjectAsync(context, allowFloats: false, limit);
+
+    /// <summary>
+    /// As <see cref="ReadObjectAsync(HttpContext, long)"/>, but accepting non-integral numbers, for bodies that are
+    /// stored rather than signed (account data, tags, to-device content): the spec leaves their content free.
+    /// </summary>
+    public static async Task<JsonObject> ReadObjectAsync(HttpContext context, bool allowFloats, long limit = DefaultLimit)
     {
         var bytes = await ReadBytesAsync(context, limit);
         try
         {
-            return CanonicalJson.Parse(bytes.Span) as JsonObject ?? throw MatrixException.NotJson("Content must be a JSON object");
+            return CanonicalJson.Parse(bytes.Span, allowFloats) as JsonObject ?? throw MatrixException.NotJson("Content must be a JSON object");
         }
         catch (CanonicalJsonException e)
         {

@@ -27,7 +27,14 @@ public static class CanonicalJson
 
     /// <summary>Parses a JSON document strictly: no duplicate keys, no non-integral numbers, integers within ±(2^53-1), valid UTF-8.</summary>
     /// <exception cref="CanonicalJsonException">The input is not acceptable JSON; the message says why.</exception>
-    public static JsonNode? Parse(ReadOnlySpan<byte> utf8)
+    public static JsonNode? Parse(ReadOnlySpan<byte> utf8) => Parse(utf8, allowFloats: false);
+
+    /// <summary>
+    /// Parses a JSON document strictly, except that non-integral numbers are accepted when <paramref name="allowFloats"/>
+    /// is set (for data that is never signed, such as account data, whose content the spec leaves free).
+    /// </summary>
+    /// <exception cref="CanonicalJsonException">The input is not acceptable JSON; the message says why.</exception>
+    public static JsonNode? Parse(ReadOnlySpan<byte> utf8, bool allowFloats)
     {
         if (utf8.Trim(" \t\r\n"u8).IsEmpty)
         {
@@ -42,7 +49,7 @@ public static class CanonicalJson
                 throw new CanonicalJsonException("Empty JSON document");
             }
 
-            var value = ReadValue(ref reader, 0);
+            var value = ReadValue(ref reader, 0, allowFloats);
             if (reader.Read())
             {
                 throw new CanonicalJsonException("Trailing data after JSON document");
@@ -75,7 +82,7 @@ public static class CanonicalJson
         return message.Length > 300 ? message[..300] : message;
     }
 
-    private static JsonNode? ReadValue(ref Utf8JsonReader reader, int depth)
+    private static JsonNode? ReadValue(ref Utf8JsonReader reader, int depth, bool allowFloats)
     {
         if (depth > MaxDepth)
         {
@@ -102,7 +109,7 @@ public static class CanonicalJson
                         }
 
                         reader.Read();
-                        obj.Add(name, ReadValue(ref reader, depth + 1));
+                        obj.Add(name, ReadValue(ref reader, depth + 1, allowFloats));
                     }
                 }
 
@@ -117,13 +124,20 @@ public static class CanonicalJson
                             return arr;
                         }
 
-                        arr.Add(ReadValue(ref reader, depth + 1));
+                        arr.Add(ReadValue(ref reader, depth + 1, allowFloats));
                     }
                 }
 
             case JsonTokenType.String:
                 return JsonValue.Create(reader.GetString()!);
             case JsonTokenType.Number:
+                if (allowFloats && !reader.TryGetInt64(out _))
+                {
+                    return reader.TryGetDouble(out var d) && double.IsFinite(d)
+                        ? JsonValue.Create(d)
+                        : throw new CanonicalJsonException("Number is out of range");
+                }
+
                 return JsonValue.Create(ReadInteger(ref reader));
             case JsonTokenType.True:
                 return JsonValue.Create(true);

@@ -1,0 +1,86 @@
+using Lethe.Protocol.Events;
+using Lethe.Storage;
+using Microsoft.Extensions.Caching.Memory;
+
+namespace Lethe.Homeserver.Rooms;
+
+/// <summary>Recently used events, parsed, in front of the events table. Entries are replaced when an event is redacted.</summary>
+public sealed class EventCache(EventStore events, RoomDirectory rooms) : IDisposable
+{
+    private readonly MemoryCache _cache = new(new MemoryCacheOptions { SizeLimit = 20_000 });
+
+    /// <summary>One event, or null when unknown.</summary>
+    public async Task<StoredEvent?> GetAsync(string eventId, CancellationToken ct = default)
+    {
+        if (_cache.TryGetValue(eventId, out StoredEvent? hit))
+        {
+            return hit;
+        }
+
+        var row = await events.GetAsync(eventId, ct);
+        return row is null ? null : Add(row, await rooms.VersionOfAsync(row.RoomId, ct));
+    }
+
+    /// <summary>Several events; unknown IDs are left out.</summary>
+    public async Task<Dictionary<string, StoredEvent>> GetManyAsync(IEnumerable<string> eventIds, CancellationToken ct = default)
+    {
+        var result = new Dictionary<string, StoredEvent>(StringComparer.Ordinal);
+        List<string>? missing = null;
+        foreach (var id in eventIds)
+        {
+            if (_cache.TryGetValue(id, out StoredEvent? hit) && hit is not null)
+            {
+                result[id] = hit;
+            }
+            else
+            {
+                (missing ??= []).Add(id);
+            }
+        }
+
+        if (missing is not null)
+        {
+            foreach (var row in (await events.GetManyAsync(missing, ct)).Values)
+            {
+                result[row.EventId] = Add(row, await rooms.VersionOfAsync(row.RoomId, ct));
+            }
+        }
+
+        return result;
+    }
+
+    /// <summary>Parses rows fetched elsewhere (e.g. a timeline page), using and filling the cache.</summary>
+    public async Task<List<StoredEvent>> FromRowsAsync(IEnumerable<EventRow> rows, CancellationToken ct = default)
+    {
+        var result = new List<StoredEvent>();
+        foreach (var row in rows)
+        {
+            if (_cache.TryGetValue(row.EventId, out StoredEvent? hit) && hit is not null && hit.Row.RedactedBy == row.RedactedBy)
+            {
+                result.Add(hit);
+            }
+            else
+            {
+                result.Add(Add(row, await rooms.VersionOfAsync(row.RoomId, ct)));
+            }
+        }
+
+        return result;
+    }
+
+    /// <summary>Caches a freshly persisted event.</summary>
+    public void Put(StoredEvent e) => _cache.Set(e.EventId, e, new MemoryCacheEntryOptions { Size = 1 });
+
+    /// <summary>Drops an event (after a redaction changes how it is served).</summary>
+    public void Forget(string eventId) => _cache.Remove(eventId);
+
+    private StoredEvent Add(EventRow row, RoomVersion version)
+    {
+        var e = StoredEvent.FromRow(row, version);
+        Put(e);
+        return e;
+    }
+
+    /// <inheritdoc />
+    public void Dispose() => _cache.Dispose();
+}

@@ -1,0 +1,46 @@
+using Lethe.Protocol.Events;
+using Lethe.Protocol.Json;
+using Lethe.Storage;
+
+namespace Lethe.Homeserver.Rooms;
+
+/// <summary>An event as stored: its row (stream position, redaction, rejection, sending device) and its parsed PDU.</summary>
+/// <remarks>When the event has been redacted, <see cref="Pdu"/> is the redacted form: that is what auth and state use.</remarks>
+public sealed class StoredEvent
+{
+    private StoredEvent(EventRow row, Pdu pdu)
+    {
+        Row = row;
+        Pdu = pdu;
+    }
+
+    /// <summary>The database row.</summary>
+    public EventRow Row { get; }
+
+    /// <summary>The event (redacted when <see cref="EventRow.RedactedBy"/> is set).</summary>
+    public Pdu Pdu { get; }
+
+    /// <summary>Event ID.</summary>
+    public string EventId => Row.EventId;
+
+    /// <summary>Stream position.</summary>
+    public long StreamOrdering => Row.StreamOrdering;
+
+    /// <summary>True when a redaction has been applied.</summary>
+    public bool IsRedacted => Row.RedactedBy is not null;
+
+    /// <summary>Parses a row for its room version.</summary>
+    public static StoredEvent FromRow(EventRow row, RoomVersion version)
+    {
+        var json = CanonicalJson.ParseObject(row.Json);
+        if (row.RedactedBy is not null)
+        {
+            json = Redaction.Redact(json, version);
+        }
+
+        return new StoredEvent(row, Pdu.FromJson(json, version));
+    }
+
+    /// <summary>Wraps a freshly persisted event.</summary>
+    public static StoredEvent Persisted(EventRow row, Pdu pdu) => new(row, pdu);
+}
