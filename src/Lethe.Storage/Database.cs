@@ -54,6 +54,17 @@ public abstract class Database : IAsyncDisposable
             return true;
         }, ct);
 
+    /// <summary>
+    /// SQL testing <paramref name="column"/> against a list parameter. Dapper expands <c>IN @list</c> for SQLite, but
+    /// passes lists to PostgreSQL as arrays, which need <c>= ANY(@list)</c>.
+    /// </summary>
+    public string In(string column, string parameter) =>
+        Engine == DatabaseEngine.Postgres ? $"{column} = ANY(@{parameter})" : $"{column} IN @{parameter}";
+
+    /// <summary>The negation of <see cref="In"/>.</summary>
+    public string NotIn(string column, string parameter) =>
+        Engine == DatabaseEngine.Postgres ? $"{column} <> ALL(@{parameter})" : $"{column} NOT IN @{parameter}";
+
     /// <summary>Opens a connection configured for this engine.</summary>
     public abstract Task<DbConnection> OpenConnectionAsync(CancellationToken ct = default);
 

@@ -99,7 +99,7 @@ public sealed class EventStore(Database db)
 
         foreach (var chunk in eventIds.Distinct().Chunk(500))
         {
-            var rows = await db.ReadAsync(c => c.QueryAsync<EventRow>($"SELECT {Columns} FROM events WHERE event_id IN @chunk", new { chunk }), ct);
+            var rows = await db.ReadAsync(c => c.QueryAsync<EventRow>($"SELECT {Columns} FROM events WHERE {db.In("event_id", "chunk")}", new { chunk }), ct);
             foreach (var row in rows)
             {
                 result[row.EventId] = row;
@@ -134,7 +134,7 @@ public sealed class EventStore(Database db)
         foreach (var chunk in roomIds.Chunk(500))
         {
             result.AddRange(await db.ReadAsync(c => c.QueryAsync<EventRow>(
-                $"SELECT {Columns} FROM events WHERE stream_ordering > @after AND stream_ordering <= @upTo AND room_id IN @chunk AND rejected_reason IS NULL",
+                $"SELECT {Columns} FROM events WHERE stream_ordering > @after AND stream_ordering <= @upTo AND {db.In("room_id", "chunk")} AND rejected_reason IS NULL",
                 new { after, upTo, chunk }), ct));
         }
 
@@ -146,9 +146,9 @@ public sealed class EventStore(Database db)
     public Task<long> CountUnreadAsync(string roomId, long after, string reader, IReadOnlyCollection<string> types, IReadOnlyCollection<string> ignored, CancellationToken ct = default) =>
         db.ReadAsync(c => c.ExecuteScalarAsync<long>(
             ignored.Count == 0
-                ? "SELECT COUNT(*) FROM events WHERE room_id = @roomId AND stream_ordering > @after AND sender <> @reader AND type IN @types AND redacted_by IS NULL AND rejected_reason IS NULL"
-                : "SELECT COUNT(*) FROM events WHERE room_id = @roomId AND stream_ordering > @after AND sender <> @reader AND type IN @types AND redacted_by IS NULL AND rejected_reason IS NULL AND sender NOT IN @ignored",
-            new { roomId, after, reader, types, ignored }), ct);
+                ? $"SELECT COUNT(*) FROM events WHERE room_id = @roomId AND stream_ordering > @after AND sender <> @reader AND {db.In("type", "types")} AND redacted_by IS NULL AND rejected_reason IS NULL"
+                : $"SELECT COUNT(*) FROM events WHERE room_id = @roomId AND stream_ordering > @after AND sender <> @reader AND {db.In("type", "types")} AND redacted_by IS NULL AND rejected_reason IS NULL AND {db.NotIn("sender", "ignored")}",
+            new { roomId, after, reader, types = types.ToArray(), ignored = ignored.ToArray() }), ct);
 
     /// <summary>A user's membership events in a room, oldest first: the membership timeline used by the visibility rules.</summary>
     public Task<List<EventRow>> MembershipHistoryAsync(string roomId, string userId, CancellationToken ct = default) =>

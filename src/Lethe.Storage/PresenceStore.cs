@@ -53,7 +53,7 @@ public sealed class PresenceStore(Database db)
         foreach (var chunk in userIds.Chunk(500))
         {
             result.AddRange(await db.ReadAsync(c => c.QueryAsync<PresenceRow>(
-                $"SELECT {Columns} FROM presence WHERE stream_ordering > @since AND stream_ordering <= @upTo AND user_id IN @chunk", new { since, upTo, chunk }), ct));
+                $"SELECT {Columns} FROM presence WHERE stream_ordering > @since AND stream_ordering <= @upTo AND {db.In("user_id", "chunk")}", new { since, upTo, chunk }), ct));
         }
 
         return result;

@@ -65,7 +65,7 @@ public sealed class ReceiptStore(Database db)
         foreach (var chunk in roomIds.Chunk(500))
         {
             result.AddRange(await db.ReadAsync(c => c.QueryAsync<ReceiptRow>(
-                $"SELECT {Columns} FROM receipts WHERE stream_ordering > @since AND stream_ordering <= @upTo AND room_id IN @chunk",
+                $"SELECT {Columns} FROM receipts WHERE stream_ordering > @since AND stream_ordering <= @upTo AND {db.In("room_id", "chunk")}",
                 new { since, upTo, chunk }), ct));
         }
 

@@ -119,12 +119,12 @@ public sealed class StateStore(Database db)
     /// <summary>Rooms where the user's current membership is one of <paramref name="memberships"/>, with that membership.</summary>
     public Task<List<(string RoomId, string Membership)>> RoomsForUserAsync(string userId, string[] memberships, CancellationToken ct = default) =>
         db.ReadAsync(async c => (await c.QueryAsync<(string, string)>(
-            "SELECT room_id, membership FROM current_state WHERE type = 'm.room.member' AND state_key = @userId AND membership IN @memberships",
+            $"SELECT room_id, membership FROM current_state WHERE type = 'm.room.member' AND state_key = @userId AND {db.In("membership", "memberships")}",
             new { userId, memberships })).AsList(), ct);
 
     /// <summary>Members of a room with the given current memberships.</summary>
     public Task<List<(string UserId, string Membership)>> MembersAsync(string roomId, string[] memberships, CancellationToken ct = default) =>
         db.ReadAsync(async c => (await c.QueryAsync<(string, string)>(
-            "SELECT state_key, membership FROM current_state WHERE room_id = @roomId AND type = 'm.room.member' AND membership IN @memberships",
+            $"SELECT state_key, membership FROM current_state WHERE room_id = @roomId AND type = 'm.room.member' AND {db.In("membership", "memberships")}",
             new { roomId, memberships })).AsList(), ct);
 }

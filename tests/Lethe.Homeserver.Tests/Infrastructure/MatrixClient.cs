@@ -11,6 +11,9 @@ public sealed class MatrixClient(HttpClient http, string? accessToken = null)
     /// <summary>The access token used, if any.</summary>
     public string? AccessToken { get; set; } = accessToken;
 
+    /// <summary>The server's log, shown when a request unexpectedly fails with a 5xx.</summary>
+    public Func<string>? ServerLog { get; init; }
+
     /// <summary>The user ID, once known.</summary>
     public string UserId { get; set; } = "";
 
@@ -18,7 +21,7 @@ public sealed class MatrixClient(HttpClient http, string? accessToken = null)
     public string DeviceId { get; set; } = "";
 
     /// <summary>A response: status and parsed JSON body (empty object when the body is empty or not JSON).</summary>
-    public sealed record Response(HttpStatusCode Status, JsonObject Body, HttpResponseMessage Raw)
+    public sealed record Response(HttpStatusCode Status, JsonObject Body, HttpResponseMessage Raw, string? ServerLog = null)
     {
         /// <summary>The errcode, if the body is an error.</summary>
         public string? ErrCode => Body["errcode"]?.GetValue<string>();
@@ -26,7 +29,7 @@ public sealed class MatrixClient(HttpClient http, string? accessToken = null)
         /// <summary>Asserts the status and returns the body.</summary>
         public JsonObject Expect(HttpStatusCode status)
         {
-            Assert.True(Status == status, $"expected {(int)status}, got {(int)Status}: {Body.ToJsonString()}");
+            Assert.True(Status == status, $"expected {(int)status}, got {(int)Status}: {Body.ToJsonString()}{((int)Status >= 500 ? "\nserver log:\n" + ServerLog : "")}");
             return Body;
         }
 
@@ -36,7 +39,7 @@ public sealed class MatrixClient(HttpClient http, string? accessToken = null)
         /// <summary>Asserts an error status and errcode.</summary>
         public void Error(HttpStatusCode status, string errcode)
         {
-            Assert.True(Status == status && ErrCode == errcode, $"expected {(int)status} {errcode}, got {(int)Status}: {Body.ToJsonString()}");
+            Assert.True(Status == status && ErrCode == errcode, $"expected {(int)status} {errcode}, got {(int)Status}: {Body.ToJsonString()}{((int)Status >= 500 ? "\nserver log:\n" + ServerLog : "")}");
         }
     }
 
@@ -67,7 +70,7 @@ public sealed class MatrixClient(HttpClient http, string? accessToken = null)
             json = [];
         }
 
-        return new Response(response.StatusCode, json, response);
+        return new Response(response.StatusCode, json, response, (int)response.StatusCode >= 500 ? ServerLog?.Invoke() : null);
     }
 
     /// <summary>GET.</summary>
@@ -92,6 +95,7 @@ public sealed class MatrixClient(HttpClient http, string? accessToken = null)
         }
 
         var result = (await PostAsync("/_matrix/client/v3/register", body)).Ok();
+        _ = result;
         AccessToken = result["access_token"]?.GetValue<string>();
         UserId = result["user_id"]!.GetValue<string>();
         DeviceId = result["device_id"]?.GetValue<string>() ?? "";

@@ -13,12 +13,16 @@ namespace Lethe.Homeserver.Tests.Infrastructure;
 /// <summary>A real Lethe server in this process: a config file in a temp folder, real Kestrel on 127.0.0.1 with a free port, a real database.</summary>
 public sealed class TestHomeserver : IAsyncDisposable
 {
-    private TestHomeserver(LetheHost host, string dir, HttpClient client)
+    private TestHomeserver(LetheHost host, string dir, HttpClient client, CapturingLoggerProvider log)
     {
         Host = host;
         Dir = dir;
         Client = client;
+        Log = log;
     }
+
+    /// <summary>What the server logged at warning level and above.</summary>
+    public CapturingLoggerProvider Log { get; }
 
     /// <summary>The running host.</summary>
     public LetheHost Host { get; }
@@ -72,9 +76,10 @@ public sealed class TestHomeserver : IAsyncDisposable
         var path = Path.Combine(dir, "homeserver.yaml");
         await File.WriteAllTextAsync(path, yaml.ToString());
         var config = ConfigLoader.LoadFile(path);
-        var host = await LetheHost.StartAsync(config, logging => logging.SetMinimumLevel(LogLevel.Warning), probes, CancellationToken.None);
+        var log = new CapturingLoggerProvider();
+        var host = await LetheHost.StartAsync(config, logging => logging.AddProvider(log).SetMinimumLevel(LogLevel.Warning), probes, CancellationToken.None);
         var client = new HttpClient { BaseAddress = new Uri(host.Addresses[0].Replace("0.0.0.0", "127.0.0.1", StringComparison.Ordinal) + "/"), Timeout = TimeSpan.FromSeconds(30) };
-        return new TestHomeserver(host, dir, client);
+        return new TestHomeserver(host, dir, client, log);
     }
 
     /// <summary>A fresh empty temp folder.</summary>
@@ -86,7 +91,7 @@ public sealed class TestHomeserver : IAsyncDisposable
     }
 
     /// <summary>An unauthenticated client.</summary>
-    public MatrixClient NewClient() => new(Client);
+    public MatrixClient NewClient() => new(Client) { ServerLog = () => Log.Text };
 
     /// <summary>Registers a user through open registration (the server must allow it) and returns their client.</summary>
     public Task<MatrixClient> RegisterAsync(string username, string password = "correct horse battery") => NewClient().RegisterAsync(username, password);
