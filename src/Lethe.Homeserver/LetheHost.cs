@@ -15,6 +15,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http.Metadata;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
@@ -57,6 +58,13 @@ public sealed partial class LetheHost : IAsyncDisposable
     /// <summary>Base URLs actually bound, in listener order (ports resolved when configured as 0).</summary>
     public IReadOnlyList<string> Addresses =>
         _app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses.ToArray() ?? [];
+
+    /// <summary>Every mapped route as (HTTP method, pattern), for tests that exercise all endpoints.</summary>
+    internal IReadOnlyList<(string Method, string Pattern)> Routes =>
+        _app.Services.GetRequiredService<EndpointDataSource>().Endpoints
+            .OfType<RouteEndpoint>()
+            .SelectMany(e => (e.Metadata.GetMetadata<IHttpMethodMetadata>()?.HttpMethods ?? []).Select(m => (m, e.RoutePattern.RawText ?? "")))
+            .ToList();
 
     /// <summary>Signalled when the host begins shutting down (SIGTERM, Ctrl+C or <see cref="StopAsync"/>).</summary>
     public CancellationToken Stopping => _app.Lifetime.ApplicationStopping;

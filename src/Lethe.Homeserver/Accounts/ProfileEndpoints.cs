@@ -50,6 +50,7 @@ public static class ProfileEndpoints
             var (userId, body) = await AuthorizeChangeAsync(ctx, hs);
             var name = body.OptionalString("displayname", 256);
             await hs.Profiles.SetDisplaynameAsync(userId, string.IsNullOrEmpty(name) ? null : name, ctx.RequestAborted);
+            await hs.Memberships.PropagateProfileAsync(userId, ctx.RequestAborted);
             return new JsonObject();
         });
 
@@ -64,6 +65,7 @@ public static class ProfileEndpoints
             }
 
             await hs.Profiles.SetAvatarUrlAsync(userId, string.IsNullOrEmpty(url) ? null : url, ctx.RequestAborted);
+            await hs.Memberships.PropagateProfileAsync(userId, ctx.RequestAborted);
             return new JsonObject();
         });
     }

@@ -113,6 +113,52 @@ public sealed class MembershipChanges(HomeserverServices hs)
     }
 
     /// <summary>
+    /// After a profile change, re-sends the user's member event in every room they are joined to with the new display
+    /// name and avatar, as clients show names from member events. Rooms where that is not allowed are skipped.
+    /// </summary>
+    public async Task PropagateProfileAsync(string userId, CancellationToken ct)
+    {
+        var profile = await hs.Profiles.GetAsync(userId, ct);
+        foreach (var (roomId, _) in await hs.StateStore.RoomsForUserAsync(userId, [Membership.Join], ct))
+        {
+            var snap = await hs.Snapshots.GetAsync(roomId, ct);
+            if (snap?.StateEventId(EventTypes.Member, userId) is not { } currentId || await hs.Events.GetAsync(currentId, ct) is not { } current)
+            {
+                continue;
+            }
+
+            var content = (JsonObject)current.Pdu.Content.DeepClone();
+            SetOrRemove(content, "displayname", profile?.Displayname);
+            SetOrRemove(content, "avatar_url", profile?.AvatarUrl);
+            if (JsonNode.DeepEquals(content, current.Pdu.Content))
+            {
+                continue;
+            }
+
+            try
+            {
+                await hs.Pipeline.SendAsync(new LocalEvent(roomId, userId, EventTypes.Member, userId, content), ct);
+            }
+            catch (MatrixException e) when (e.Status == 403)
+            {
+                // The room's rules no longer let this user change their member event; their old name stays there.
+            }
+        }
+    }
+
+    private static void SetOrRemove(JsonObject content, string key, string? value)
+    {
+        if (value is null)
+        {
+            content.Remove(key);
+        }
+        else
+        {
+            content[key] = value;
+        }
+    }
+
+    /// <summary>
     /// For a restricted room (v8+), a user who is a member of one of the allowed rooms may join without an invite; the
     /// join names a local member with invite power who vouches for it (<c>join_authorised_via_users_server</c>).
     /// </summary>
