@@ -1,0 +1,292 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net.Http.Json;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Lethe.Bench;
+
+// Load generator for any Matrix homeserver: point it at a base URL; it registers its own users through the standard API.
+// Usage: lethe-bench <scenario> --url URL [--pid PID] [--n N] [--c C] [--rooms R] [--messages M] [--shared-secret S]
+// Scenarios: send-seq, send-concurrent, sync-wake, initial-sync, baseline (bare Kestrel + SQLite ceiling, no URL needed).
+var options = Options.Parse(args);
+var result = options.Scenario switch
+{
+    "send-seq" => await Scenarios.SendSequentialAsync(options),
+    "send-concurrent" => await Scenarios.SendConcurrentAsync(options),
+    "sync-wake" => await Scenarios.SyncWakeAsync(options),
+    "initial-sync" => await Scenarios.InitialSyncAsync(options),
+    "baseline" => await Baseline.RunAsync(options),
+    _ => throw new ArgumentException("unknown scenario: " + options.Scenario),
+};
+if (options.Pid is { } pid)
+{
+    result["rss_kib"] = Rss.Of(pid);
+}
+
+Console.WriteLine(result.ToJsonString());
+return 0;
+
+namespace Lethe.Bench
+{
+    public sealed record Options(string Scenario, Uri Url, int? Pid, int N, int C, int Rooms, int Messages, string? SharedSecret)
+    {
+        public static Options Parse(string[] args)
+        {
+            string Get(string name, string fallback)
+            {
+                var i = Array.IndexOf(args, name);
+                return i >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
+            }
+
+            int Int(string name, int fallback) => int.Parse(Get(name, fallback.ToString(CultureInfo.InvariantCulture)), CultureInfo.InvariantCulture);
+            var pid = Get("--pid", "");
+            return new Options(
+                args.Length > 0 ? args[0] : "help",
+                new Uri(Get("--url", "http://127.0.0.1:8008")),
+                pid.Length > 0 ? int.Parse(pid, CultureInfo.InvariantCulture) : null,
+                Int("--n", 1000),
+                Int("--c", 8),
+                Int("--rooms", 100),
+                Int("--messages", 1000),
+                Get("--shared-secret", "") is { Length: > 0 } s ? s : null);
+        }
+    }
+
+    public static class Rss
+    {
+        public static long Of(int pid) =>
+            long.Parse(File.ReadAllLines($"/proc/{pid}/status").First(l => l.StartsWith("VmRSS:", StringComparison.Ordinal)).Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture);
+    }
+
+    public sealed class Client(HttpClient http, string token, string userId)
+    {
+        private long _txn;
+
+        public string UserId { get; } = userId;
+
+        public static HttpClient NewHttp(Uri baseUrl) => new(new SocketsHttpHandler { MaxConnectionsPerServer = 256, PooledConnectionLifetime = TimeSpan.FromMinutes(10) })
+        {
+            BaseAddress = baseUrl,
+            Timeout = TimeSpan.FromMinutes(5),
+        };
+
+        public static async Task<Client> RegisterAsync(HttpClient http, string? sharedSecret)
+        {
+            var name = "bench" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6));
+            const string password = "bench-password-1";
+            JsonObject result;
+            if (sharedSecret is null)
+            {
+                result = await PostAsync(http, "/_matrix/client/v3/register", new JsonObject { ["username"] = name, ["password"] = password, ["auth"] = new JsonObject { ["type"] = "m.login.dummy" } }, null);
+            }
+            else
+            {
+                var nonce = (await http.GetFromJsonAsync<JsonObject>("/_synapse/admin/v1/register"))!["nonce"]!.GetValue<string>();
+                var mac = Convert.ToHexStringLower(HMACSHA1.HashData(Encoding.UTF8.GetBytes(sharedSecret), Encoding.UTF8.GetBytes($"{nonce}\0{name}\0{password}\0notadmin")));
+                result = await PostAsync(http, "/_synapse/admin/v1/register", new JsonObject { ["nonce"] = nonce, ["username"] = name, ["password"] = password, ["mac"] = mac }, null);
+            }
+
+            return new Client(http, result["access_token"]!.GetValue<string>(), result["user_id"]!.GetValue<string>());
+        }
+
+        public async Task<string> CreateRoomAsync(bool isPublic = true) =>
+            (await PostAsync(http, "/_matrix/client/v3/createRoom", new JsonObject { ["preset"] = isPublic ? "public_chat" : "private_chat" }, token))["room_id"]!.GetValue<string>();
+
+        public Task JoinAsync(string roomId) => PostAsync(http, $"/_matrix/client/v3/join/{Uri.EscapeDataString(roomId)}", new JsonObject(), token);
+
+        public async Task<string> SendAsync(string roomId, string body)
+        {
+            var txn = Interlocked.Increment(ref _txn);
+            using var request = new HttpRequestMessage(HttpMethod.Put, $"/_matrix/client/v3/rooms/{Uri.EscapeDataString(roomId)}/send/m.room.message/b{txn}")
+            {
+                Content = JsonContent.Create(new JsonObject { ["msgtype"] = "m.text", ["body"] = body }),
+            };
+            request.Headers.Authorization = new("Bearer", token);
+            using var response = await http.SendAsync(request);
+            response.EnsureSuccessStatusCode();
+            return (await response.Content.ReadFromJsonAsync<JsonObject>())!["event_id"]!.GetValue<string>();
+        }
+
+        public async Task<JsonObject> SyncAsync(string? since, int timeoutMs, string? filter = null)
+        {
+            var url = $"/_matrix/client/v3/sync?timeout={timeoutMs}" + (since is null ? "" : "&since=" + Uri.EscapeDataString(since)) + (filter is null ? "" : "&filter=" + Uri.EscapeDataString(filter));
+            using var request = new HttpRequestMessage(HttpMethod.Get, url);
+            request.Headers.Authorization = new("Bearer", token);
+            using var response = await http.SendAsync(request);
+            response.EnsureSuccessStatusCode();
+            return (await response.Content.ReadFromJsonAsync<JsonObject>())!;
+        }
+
+        private static async Task<JsonObject> PostAsync(HttpClient http, string path, JsonObject body, string? token)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, path) { Content = JsonContent.Create(body) };
+            if (token is not null)
+            {
+                request.Headers.Authorization = new("Bearer", token);
+            }
+
+            using var response = await http.SendAsync(request);
+            var text = await response.Content.ReadAsStringAsync();
+            if (!response.IsSuccessStatusCode)
+            {
+                throw new InvalidOperationException($"POST {path}: {(int)response.StatusCode} {text}");
+            }
+
+            return JsonNode.Parse(text)!.AsObject();
+        }
+    }
+
+    public static class Stats
+    {
+        public static JsonObject Summarise(string scenario, List<double> latenciesMs, double seconds, int operations)
+        {
+            latenciesMs.Sort();
+            double P(double q) => latenciesMs.Count == 0 ? 0 : latenciesMs[Math.Min(latenciesMs.Count - 1, (int)(q * latenciesMs.Count))];
+            var result = new JsonObject
+            {
+                ["scenario"] = scenario,
+                ["operations"] = operations,
+                ["seconds"] = Math.Round(seconds, 3),
+                ["per_second"] = Math.Round(operations / seconds, 1),
+                ["p50_ms"] = Math.Round(P(0.50), 3),
+                ["p99_ms"] = Math.Round(P(0.99), 3),
+                ["max_ms"] = Math.Round(latenciesMs.Count == 0 ? 0 : latenciesMs[^1], 3),
+            };
+            Console.Error.WriteLine($"{scenario}: {operations} ops in {seconds:F2}s = {operations / seconds:F1}/s, p50 {P(0.5):F2} ms, p99 {P(0.99):F2} ms");
+            return result;
+        }
+    }
+
+    public static class Scenarios
+    {
+        public static async Task<JsonObject> SendSequentialAsync(Options o)
+        {
+            using var http = Client.NewHttp(o.Url);
+            var client = await Client.RegisterAsync(http, o.SharedSecret);
+            var room = await client.CreateRoomAsync();
+            for (var i = 0; i < 20; i++)
+            {
+                await client.SendAsync(room, "warm-up");
+            }
+
+            var latencies = new List<double>(o.N);
+            var total = Stopwatch.StartNew();
+            for (var i = 0; i < o.N; i++)
+            {
+                var t = Stopwatch.GetTimestamp();
+                await client.SendAsync(room, "message " + i);
+                latencies.Add(Stopwatch.GetElapsedTime(t).TotalMilliseconds);
+            }
+
+            return Stats.Summarise("send-seq", latencies, total.Elapsed.TotalSeconds, o.N);
+        }
+
+        public static async Task<JsonObject> SendConcurrentAsync(Options o)
+        {
+            using var http = Client.NewHttp(o.Url);
+            var clients = new List<(Client Client, string Room)>();
+            for (var i = 0; i < o.C; i++)
+            {
+                var c = await Client.RegisterAsync(http, o.SharedSecret);
+                clients.Add((c, await c.CreateRoomAsync()));
+            }
+
+            var latencies = new List<double>(o.N);
+            var total = Stopwatch.StartNew();
+            var per = o.N / o.C;
+            await Task.WhenAll(clients.Select(async pair =>
+            {
+                var mine = new List<double>(per);
+                for (var i = 0; i < per; i++)
+                {
+                    var t = Stopwatch.GetTimestamp();
+                    await pair.Client.SendAsync(pair.Room, "message " + i);
+                    mine.Add(Stopwatch.GetElapsedTime(t).TotalMilliseconds);
+                }
+
+                lock (latencies)
+                {
+                    latencies.AddRange(mine);
+                }
+            }));
+            var result = Stats.Summarise("send-concurrent", latencies, total.Elapsed.TotalSeconds, per * o.C);
+            result["clients"] = o.C;
+            return result;
+        }
+
+        public static async Task<JsonObject> SyncWakeAsync(Options o)
+        {
+            using var http = Client.NewHttp(o.Url);
+            var sender = await Client.RegisterAsync(http, o.SharedSecret);
+            var reader = await Client.RegisterAsync(http, o.SharedSecret);
+            var room = await sender.CreateRoomAsync();
+            await reader.JoinAsync(room);
+            for (var i = 1; i < o.Rooms; i++)
+            {
+                // Extra rooms the reader is in: incremental sync cost should not grow with them.
+                var other = await sender.CreateRoomAsync();
+                await reader.JoinAsync(other);
+            }
+
+            var since = (await reader.SyncAsync(null, 0))["next_batch"]!.GetValue<string>();
+            var latencies = new List<double>(o.N);
+            var total = Stopwatch.StartNew();
+            for (var i = 0; i < o.N; i++)
+            {
+                var poll = reader.SyncAsync(since, 30_000);
+                await Task.Delay(2);
+                await sender.SendAsync(room, "wake " + i);
+                var sent = Stopwatch.GetTimestamp();
+                var response = await poll;
+                latencies.Add(Stopwatch.GetElapsedTime(sent).TotalMilliseconds);
+                since = response["next_batch"]!.GetValue<string>();
+            }
+
+            var result = Stats.Summarise("sync-wake", latencies, total.Elapsed.TotalSeconds, o.N);
+            result["rooms"] = o.Rooms;
+            return result;
+        }
+
+        public static async Task<JsonObject> InitialSyncAsync(Options o)
+        {
+            using var http = Client.NewHttp(o.Url);
+            var user = await Client.RegisterAsync(http, o.SharedSecret);
+            var rooms = new List<string>();
+            for (var r = 0; r < o.Rooms; r++)
+            {
+                rooms.Add(await user.CreateRoomAsync());
+            }
+
+            var setup = Stopwatch.StartNew();
+            await Task.WhenAll(rooms.Select(async room =>
+            {
+                for (var m = 0; m < o.Messages; m++)
+                {
+                    await user.SendAsync(room, "history " + m);
+                }
+            }));
+            Console.Error.WriteLine($"setup: {o.Rooms} rooms x {o.Messages} messages in {setup.Elapsed.TotalSeconds:F1}s");
+
+            await user.SyncAsync(null, 0);
+            var latencies = new List<double>();
+            var total = Stopwatch.StartNew();
+            for (var i = 0; i < Math.Max(1, o.N); i++)
+            {
+                var t = Stopwatch.GetTimestamp();
+                var response = await user.SyncAsync(null, 0);
+                latencies.Add(Stopwatch.GetElapsedTime(t).TotalMilliseconds);
+                if (response["rooms"]!["join"]!.AsObject().Count != o.Rooms)
+                {
+                    throw new InvalidOperationException("initial sync is missing rooms");
+                }
+            }
+
+            var result = Stats.Summarise("initial-sync", latencies, total.Elapsed.TotalSeconds, latencies.Count);
+            result["rooms"] = o.Rooms;
+            result["messages_per_room"] = o.Messages;
+            return result;
+        }
+    }
+}
