@@ -4,10 +4,21 @@ using Microsoft.Data.Sqlite;
 namespace Lethe.Storage;
 
 /// <summary>SQLite in WAL mode: many concurrent readers, one writer at a time (serialised in-process, so writers queue instead of failing with SQLITE_BUSY).</summary>
+/// <remarks>
+/// Writes go through one long-lived connection, so a write pays neither a pool checkout nor the per-connection
+/// pragmas. That connection never checkpoints the WAL itself (a checkpoint inside a commit would stall the request that
+/// happens to trigger it); a background checkpointer folds the WAL into the database instead.
+/// </remarks>
 public sealed class SqliteDatabase : Database
 {
+    /// <summary>Commits after which the background checkpointer runs; a few pages each, near SQLite's own 1000-page threshold.</summary>
+    private const int CheckpointAfterCommits = 200;
+
     private readonly string _connectionString;
     private readonly SemaphoreSlim _writeLock = new(1, 1);
+    private readonly SemaphoreSlim _checkpointing = new(1, 1);
+    private SqliteConnection? _writer;
+    private int _commitsSinceCheckpoint;
 
     internal SqliteDatabase(DatabaseOptions options)
     {
@@ -55,18 +66,55 @@ public sealed class SqliteDatabase : Database
     /// <inheritdoc />
     public override async Task<T> WriteAsync<T>(Func<DbTransaction, Task<T>> work, CancellationToken ct = default)
     {
+        T result;
         await _writeLock.WaitAsync(ct);
         try
         {
-            await using var conn = await OpenConnectionAsync(ct);
-            await using var tx = await conn.BeginTransactionAsync(ct);
-            var result = await work(tx);
+            _writer ??= await OpenWriterAsync(ct);
+            await using var tx = await _writer.BeginTransactionAsync(ct);
+            result = await work(tx);
             await tx.CommitAsync(ct);
-            return result;
         }
         finally
         {
             _writeLock.Release();
+        }
+
+        if (Interlocked.Increment(ref _commitsSinceCheckpoint) >= CheckpointAfterCommits && _checkpointing.Wait(0, CancellationToken.None))
+        {
+            Interlocked.Exchange(ref _commitsSinceCheckpoint, 0);
+            _ = Task.Run(CheckpointAsync, CancellationToken.None);
+        }
+
+        return result;
+    }
+
+    private async Task<SqliteConnection> OpenWriterAsync(CancellationToken ct)
+    {
+        var conn = (SqliteConnection)await OpenConnectionAsync(ct);
+        await using var cmd = conn.CreateCommand();
+        cmd.CommandText = "PRAGMA wal_autocheckpoint=0;";
+        await cmd.ExecuteNonQueryAsync(ct);
+        return conn;
+    }
+
+    /// <summary>Copies committed WAL frames into the database file without blocking writers (a PASSIVE checkpoint).</summary>
+    private async Task CheckpointAsync()
+    {
+        try
+        {
+            await using var conn = await OpenConnectionAsync();
+            await using var cmd = conn.CreateCommand();
+            cmd.CommandText = "PRAGMA wal_checkpoint(PASSIVE);";
+            await cmd.ExecuteNonQueryAsync();
+        }
+        catch (SqliteException)
+        {
+            // Busy or shutting down: the next round, or the TRUNCATE at shutdown, catches up.
+        }
+        finally
+        {
+            _checkpointing.Release();
         }
     }
 
@@ -75,6 +123,15 @@ public sealed class SqliteDatabase : Database
     /// <inheritdoc />
     public override async ValueTask DisposeAsync()
     {
+        // No more writes or background checkpoints from here on; both semaphores stay taken.
+        await _writeLock.WaitAsync();
+        await _checkpointing.WaitAsync();
+        if (_writer is not null)
+        {
+            await _writer.DisposeAsync();
+            _writer = null;
+        }
+
         // Checkpoint so the WAL is folded into the main file and the -wal file does not keep deleted content.
         try
         {
@@ -89,7 +146,6 @@ public sealed class SqliteDatabase : Database
         }
 
         SqliteConnection.ClearAllPools();
-        _writeLock.Dispose();
         await base.DisposeAsync();
     }
 }
