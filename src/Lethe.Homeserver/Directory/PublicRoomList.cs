@@ -182,11 +182,17 @@ public sealed class PublicRoomList(HomeserverServices hs, DirectoryStore store)
         var state = (await store.PublishedRoomStateAsync(DescribingTypes, ct)).GroupBy(r => r.RoomId, StringComparer.Ordinal)
             .ToDictionary(g => g.Key, g => g.OrderBy(r => r.Type, StringComparer.Ordinal).ToList(), StringComparer.Ordinal);
 
+        // Work from a local copy: a concurrent request may prune or replace cache entries meanwhile.
+        var described = new Dictionary<string, PublicRoomEntry>(state.Count, StringComparer.Ordinal);
         var stale = new List<(string RoomId, string Fingerprint, List<PublishedStateRow> Rows)>();
         foreach (var (roomId, rows) in state)
         {
             var fingerprint = string.Join(';', rows.Select(r => $"{r.EventId}/{r.RedactedBy}"));
-            if (!_described.TryGetValue(roomId, out var known) || known.Fingerprint != fingerprint)
+            if (_described.TryGetValue(roomId, out var known) && known.Fingerprint == fingerprint)
+            {
+                described[roomId] = known.Entry;
+            }
+            else
             {
                 stale.Add((roomId, fingerprint, rows));
             }
@@ -197,7 +203,9 @@ public sealed class PublicRoomList(HomeserverServices hs, DirectoryStore store)
             var events = await hs.Events.GetManyAsync(stale.SelectMany(s => s.Rows.Select(r => r.EventId)), ct);
             foreach (var (roomId, fingerprint, rows) in stale)
             {
-                _described[roomId] = (fingerprint, Describe(roomId, rows, events));
+                var entry = Describe(roomId, rows, events);
+                described[roomId] = entry;
+                _described[roomId] = (fingerprint, entry);
             }
         }
 
@@ -210,10 +218,10 @@ public sealed class PublicRoomList(HomeserverServices hs, DirectoryStore store)
             }
         }
 
-        var listed = new List<PublicRoomEntry>(state.Count);
-        foreach (var roomId in state.Keys)
+        var listed = new List<PublicRoomEntry>(described.Count);
+        foreach (var (roomId, description) in described)
         {
-            var entry = _described[roomId].Entry with { JoinedMembers = counts.GetValueOrDefault(roomId) };
+            var entry = description with { JoinedMembers = counts.GetValueOrDefault(roomId) };
             if (entry.JoinedMembers > 0 && entry.IsListable)
             {
                 listed.Add(entry);

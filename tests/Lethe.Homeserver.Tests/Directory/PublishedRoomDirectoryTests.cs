@@ -62,6 +62,13 @@ public abstract class PublishedRoomDirectoryTests(DatabaseEngine engine) : IAsyn
         Assert.Equal("Tea House", entry["name"]!.GetValue<string>());
         Assert.Equal(2, entry["num_joined_members"]!.GetValue<long>());
 
+        // Redacting the name event takes the name out of the listing.
+        var nameEvent = (await alice.GetAsync($"/_matrix/client/v3/rooms/{roomId}/state/m.room.name/?format=event")).Ok()["event_id"]!.GetValue<string>();
+        (await alice.PutAsync($"/_matrix/client/v3/rooms/{roomId}/redact/{Uri.EscapeDataString(nameEvent)}/r1", new JsonObject())).Ok();
+        entry = Assert.Single(await Chunk(bob))!.AsObject();
+        Assert.Null(entry["name"]);
+        Assert.Equal("Leaves and water", entry["topic"]!.GetValue<string>());
+
         (await Publish(alice, roomId, "private")).Ok();
         Assert.Equal("private", (await alice.GetAsync(ListPath(roomId))).Ok()["visibility"]!.GetValue<string>());
         Assert.Empty(await Chunk(alice));
