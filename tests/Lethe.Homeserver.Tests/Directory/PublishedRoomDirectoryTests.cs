@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text.Json.Nodes;
+using Lethe.Homeserver.Directories;
 using Lethe.Homeserver.Tests.Accounts;
 using Lethe.Homeserver.Tests.Infrastructure;
 using Lethe.Storage;
@@ -343,5 +344,69 @@ public sealed class AnonymousPublicRoomDirectoryTests : IAsyncLifetime
         (await anonymous.PostAsync("/_matrix/client/v3/publicRooms", new JsonObject())).Error(HttpStatusCode.Unauthorized, "M_MISSING_TOKEN");
         (await anonymous.GetAsync("/_matrix/client/v3/publicRooms?server=other.example")).Error(HttpStatusCode.Unauthorized, "M_MISSING_TOKEN");
         (await new MatrixClient(_server.Client, "bogus").GetAsync("/_matrix/client/v3/publicRooms")).Error(HttpStatusCode.Unauthorized, "M_UNKNOWN_TOKEN");
+    }
+}
+
+/// <summary>Paging and description rules of the public room list, without a server.</summary>
+public sealed class PublicRoomDirectoryPagingTests
+{
+    private static List<PublicRoomEntry> Rooms(params (string Id, long Joined)[] rooms) =>
+        rooms.Select(r => new PublicRoomEntry(r.Id, r.Joined, null, null, null, null, "public", null, null, null)).OrderBy(r => r, Comparer<PublicRoomEntry>.Create(PageToken.Compare)).ToList();
+
+    private static List<string> Ids(JsonObject page) => page["chunk"]!.AsArray().Select(r => r!["room_id"]!.GetValue<string>()).ToList();
+
+    [Fact]
+    public void AnEmptyListHasOneEmptyPageWithoutTokens()
+    {
+        var page = PublicRoomList.Paginate([], 10, null);
+        Assert.Empty(page["chunk"]!.AsArray());
+        Assert.Null(page["next_batch"]);
+        Assert.Null(page["prev_batch"]);
+        Assert.Equal(0, page["total_room_count_estimate"]!.GetValue<int>());
+    }
+
+    [Fact]
+    public void PagingPastTheEndLeadsBackToTheLastPage()
+    {
+        var rooms = Rooms(("!a:x", 5), ("!b:x", 3), ("!c:x", 3));
+        var beyond = PublicRoomList.Paginate(rooms, 2, PageToken.After(rooms[^1]));
+        Assert.Empty(beyond["chunk"]!.AsArray());
+        Assert.Null(beyond["next_batch"]);
+        var back = PublicRoomList.Paginate(rooms, 2, PageToken.Parse(beyond["prev_batch"]!.GetValue<string>()));
+        Assert.Equal(["!b:x", "!c:x"], Ids(back));
+        Assert.Equal(["!a:x"], Ids(PublicRoomList.Paginate(rooms, 2, PageToken.Parse(back["prev_batch"]!.GetValue<string>()))));
+    }
+
+    [Fact]
+    public void ARoomThatLeftTheListDoesNotBreakATokenPointingAtIt()
+    {
+        var before = Rooms(("!a:x", 5), ("!b:x", 4), ("!c:x", 3), ("!d:x", 2));
+        var first = PublicRoomList.Paginate(before, 2, null);
+        var after = Rooms(("!a:x", 5), ("!c:x", 3), ("!d:x", 2));
+        // !b was the last room of the first page; the next page still starts right after where it was.
+        Assert.Equal(["!c:x", "!d:x"], Ids(PublicRoomList.Paginate(after, 2, PageToken.Parse(first["next_batch"]!.GetValue<string>()))));
+    }
+
+    [Fact]
+    public void TokensRoundTripAndRejectGarbage()
+    {
+        var token = new PageToken(false, 42, "!room:example.org:8448");
+        Assert.Equal(token, PageToken.Parse(token.ToString()));
+        Assert.Equal(PageToken.BeforeEnd, PageToken.Parse(PageToken.BeforeEnd.ToString()));
+        foreach (var bad in new[] { "", "!!!", "bjQy", Convert.ToBase64String("x1:!a"u8.ToArray()), Convert.ToBase64String("nabc:!a"u8.ToArray()) })
+        {
+            var e = Assert.Throws<Lethe.Homeserver.Http.MatrixException>(() => PageToken.Parse(bad));
+            Assert.Equal("M_INVALID_PARAM", e.ErrCode);
+        }
+    }
+
+    [Fact]
+    public void TheTopicIsTheFirstPlainTextRepresentation()
+    {
+        JsonObject Topic(string json) => JsonNode.Parse(json)!.AsObject();
+        Assert.Equal("plain", PublicRoomList.PlainTextTopic(Topic("""{"topic":"fallback","m.topic":{"m.text":[{"body":"<b>rich</b>","mimetype":"text/html"},{"body":"plain","mimetype":"text/plain"}]}}""")));
+        Assert.Equal("no mimetype", PublicRoomList.PlainTextTopic(Topic("""{"topic":"fallback","m.topic":{"m.text":[{"body":"no mimetype"}]}}""")));
+        Assert.Equal("fallback", PublicRoomList.PlainTextTopic(Topic("""{"topic":"fallback","m.topic":{"m.text":[{"body":"<i>x</i>","mimetype":"text/html"}]}}""")));
+        Assert.Null(PublicRoomList.PlainTextTopic(Topic("""{"topic":5}""")));
     }
 }
