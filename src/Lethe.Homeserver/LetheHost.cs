@@ -139,6 +139,7 @@ public sealed partial class LetheHost : IAsyncDisposable
         AccountDataEndpoints.Map(app, services);
         EphemeralEndpoints.Map(app, services);
         SyncEndpoints.Map(app, services, app.Lifetime.ApplicationStopping);
+        Directories.DirectoryEndpoints.Map(app, services);
         return app;
     }
 

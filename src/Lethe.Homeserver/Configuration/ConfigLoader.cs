@@ -173,6 +173,7 @@ public static class ConfigLoader
             AppServiceConfigFiles = appServiceFiles,
             ServeServerWellKnown = root.Bool("serve_server_wellknown", false),
             PresenceEnabled = root.Section("presence")?.Bool("enabled", true) ?? true,
+            AllowPublicRoomsWithoutAuth = root.Bool("allow_public_rooms_without_auth", false),
             ExtraWellKnownClientContent = root.Json("extra_well_known_client_content") switch
             {
                 null => null,

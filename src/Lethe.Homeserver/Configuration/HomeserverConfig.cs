@@ -81,6 +81,9 @@ public sealed record HomeserverConfig
     /// <summary>Track and share presence (online/offline); Synapse's <c>presence.enabled</c>.</summary>
     public bool PresenceEnabled { get; init; } = true;
 
+    /// <summary>Serve <c>GET /publicRooms</c> without an access token; Synapse's <c>allow_public_rooms_without_auth</c>.</summary>
+    public bool AllowPublicRoomsWithoutAuth { get; init; }
+
     /// <summary>What the loader noticed but accepted (unknown keys, ignored options), to be logged at start.</summary>
     public IReadOnlyList<string> Warnings { get; init; } = [];
 }
