@@ -92,7 +92,7 @@ public sealed class RoomUpgrades(HomeserverServices hs)
         try
         {
             hs.RateLimiter.Take("rc_room_creation", requester.UserId);
-            return await UpgradeAsync(requester, snap, create, oldLevelsEvent?.Pdu.Content, oldLevels, version, version.PrivilegedCreators ? additionalCreators : [], ct);
+            return await ReplaceAsync(requester, snap, create, oldLevelsEvent?.Pdu.Content, oldLevels, version, version.PrivilegedCreators ? additionalCreators : [], ct);
         }
         finally
         {
@@ -100,7 +100,8 @@ public sealed class RoomUpgrades(HomeserverServices hs)
         }
     }
 
-    private async Task<string> UpgradeAsync(
+    /// <summary>Builds the replacement room and retires the old one; the checks are done.</summary>
+    private async Task<string> ReplaceAsync(
         Requester requester, RoomSnapshot old, Pdu oldCreate, JsonObject? oldLevelsContent, PowerLevels oldLevels, RoomVersion version, IReadOnlyList<string> additionalCreators, CancellationToken ct)
     {
         var user = requester.UserId;
