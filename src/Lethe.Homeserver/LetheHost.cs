@@ -2,6 +2,7 @@ using System.Security.Cryptography.X509Certificates;
 using Lethe.Homeserver.AccountData;
 using Lethe.Homeserver.Accounts;
 using Lethe.Homeserver.Ephemeral;
+using Lethe.Homeserver.Relations;
 using Lethe.Homeserver.Rooms;
 using Lethe.Homeserver.Sync;
 using Lethe.Homeserver.Admin;
@@ -140,6 +141,10 @@ public sealed partial class LetheHost : IAsyncDisposable
         EphemeralEndpoints.Map(app, services);
         SyncEndpoints.Map(app, services, app.Lifetime.ApplicationStopping);
         Directories.DirectoryEndpoints.Map(app, services);
+        RelationEndpoints.Map(app, services);
+        TimestampEndpoints.Map(app, services);
+        ReportEndpoints.Map(app, services);
+        RoomUpgrades.Map(app, services);
         return app;
     }
 

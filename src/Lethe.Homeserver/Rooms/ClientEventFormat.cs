@@ -1,16 +1,93 @@
 using System.Text.Json.Nodes;
+using Lethe.Homeserver.Relations;
 using Lethe.Protocol.Events;
 
 namespace Lethe.Homeserver.Rooms;
 
-/// <summary>Turns stored events into the client-server event format, with the <c>unsigned</c> data clients expect.</summary>
+/// <summary>
+/// Turns stored events into the client-server event format, with the <c>unsigned</c> data clients expect, including
+/// bundled aggregations (<c>unsigned["m.relations"]</c>) computed once per batch of events served together.
+/// </summary>
 public sealed class ClientEventFormat(HomeserverServices hs)
 {
+    private readonly BundledAggregations _aggregations = new(hs);
+
     /// <summary>Who is reading: the transaction ID is echoed only to the device that sent the event.</summary>
     public readonly record struct Viewer(string UserId, string? DeviceId);
 
     /// <summary>The client form of one event.</summary>
     public async Task<JsonObject> ToClientAsync(StoredEvent e, Viewer viewer, bool includeRoomId, CancellationToken ct)
+    {
+        var relations = await RelationsAsync([e], viewer, includeRoomId, nested: false, ct);
+        return await FormatAsync(e, viewer, includeRoomId, relations.GetValueOrDefault(e.EventId), ct);
+    }
+
+    /// <summary>The client form of several events, in order.</summary>
+    public async Task<JsonArray> ToClientAsync(IEnumerable<StoredEvent> events, Viewer viewer, bool includeRoomId, CancellationToken ct)
+    {
+        var list = events as IReadOnlyList<StoredEvent> ?? events.ToList();
+        var relations = await RelationsAsync(list, viewer, includeRoomId, nested: false, ct);
+        var array = new JsonArray();
+        foreach (var e in list)
+        {
+            array.Add(await FormatAsync(e, viewer, includeRoomId, relations.GetValueOrDefault(e.EventId), ct));
+        }
+
+        return array;
+    }
+
+    /// <summary>
+    /// The <c>m.relations</c> object of each event that has bundled aggregations. A thread's latest event is served
+    /// in full with its own aggregations (spec: "child events of the latest_event should themselves be aggregated");
+    /// it has a thread relation, so it cannot root a thread itself, and <paramref name="nested"/> stops there.
+    /// </summary>
+    private async Task<Dictionary<string, JsonObject>> RelationsAsync(IReadOnlyList<StoredEvent> events, Viewer viewer, bool includeRoomId, bool nested, CancellationToken ct)
+    {
+        var result = new Dictionary<string, JsonObject>(StringComparer.Ordinal);
+        var aggregations = await _aggregations.ComputeAsync(events, viewer.UserId, ct);
+        if (aggregations.Count == 0)
+        {
+            return result;
+        }
+
+        var latest = aggregations.Values.Select(a => a.Thread?.LatestEvent).OfType<StoredEvent>().ToList();
+        var latestRelations = latest.Count > 0 && !nested
+            ? await RelationsAsync(latest, viewer, includeRoomId, nested: true, ct)
+            : new Dictionary<string, JsonObject>(StringComparer.Ordinal);
+        foreach (var (eventId, aggregation) in aggregations)
+        {
+            var relations = new JsonObject();
+            if (aggregation.Thread is { } thread)
+            {
+                relations[RelationTypes.Thread] = new JsonObject
+                {
+                    ["latest_event"] = await FormatAsync(thread.LatestEvent, viewer, includeRoomId, latestRelations.GetValueOrDefault(thread.LatestEvent.EventId), ct),
+                    ["count"] = thread.Count,
+                    ["current_user_participated"] = thread.CurrentUserParticipated,
+                };
+            }
+
+            if (aggregation.Edit is { } edit)
+            {
+                // The edit itself, formatted as any event (spec 1.7+); the original's content is left as it is.
+                relations[RelationTypes.Replace] = await FormatAsync(edit, viewer, includeRoomId, null, ct);
+            }
+
+            if (aggregation.References is { } references)
+            {
+                relations[RelationTypes.Reference] = new JsonObject
+                {
+                    ["chunk"] = new JsonArray(references.Select(id => (JsonNode)new JsonObject { ["event_id"] = id }).ToArray()),
+                };
+            }
+
+            result[eventId] = relations;
+        }
+
+        return result;
+    }
+
+    private async Task<JsonObject> FormatAsync(StoredEvent e, Viewer viewer, bool includeRoomId, JsonObject? relations, CancellationToken ct)
     {
         var pdu = e.Pdu;
         var json = new JsonObject
@@ -45,7 +122,7 @@ public sealed class ClientEventFormat(HomeserverServices hs)
 
         if (e.Row.RedactedBy is { } redactionId && await hs.Events.GetAsync(redactionId, ct) is { } redaction)
         {
-            unsigned["redacted_because"] = await ToClientAsync(redaction, viewer, includeRoomId: true, ct);
+            unsigned["redacted_because"] = await FormatAsync(redaction, viewer, includeRoomId: true, null, ct);
         }
 
         if (pdu.StateKey is not null)
@@ -59,20 +136,14 @@ public sealed class ClientEventFormat(HomeserverServices hs)
             }
         }
 
-        json["unsigned"] = unsigned;
-        return json;
-    }
-
-    /// <summary>The client form of several events, in order.</summary>
-    public async Task<JsonArray> ToClientAsync(IEnumerable<StoredEvent> events, Viewer viewer, bool includeRoomId, CancellationToken ct)
-    {
-        var array = new JsonArray();
-        foreach (var e in events)
+        if (relations is not null)
         {
-            array.Add(await ToClientAsync(e, viewer, includeRoomId, ct));
+            // The same event can appear twice in one batch; a JSON node has one parent.
+            unsigned["m.relations"] = relations.Parent is null ? relations : relations.DeepClone();
         }
 
-        return array;
+        json["unsigned"] = unsigned;
+        return json;
     }
 
     /// <summary>The stripped form of a state event (type, state_key, sender, content), as invites and knocks show room state.</summary>
