@@ -31,6 +31,7 @@ public static class RoomEndpoints
             var type = RoomAccess.Segment(ctx.Route("eventType"), "event type");
             var content = await JsonBody.ReadObjectAsync(ctx);
             hs.RateLimiter.Take("rc_message", requester.UserId);
+            await Relations.RelationRules.ValidateAsync(hs, roomId, requester.UserId, type, content, ctx.RequestAborted);
             var e = await hs.Pipeline.SendAsync(new LocalEvent(roomId, requester.UserId, type, null, content)
             {
                 SenderDevice = requester.DeviceId,

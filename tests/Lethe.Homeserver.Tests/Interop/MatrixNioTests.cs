@@ -86,7 +86,7 @@ public sealed class MatrixNioTests
     /// <summary>Runs the walkthrough with Debian's Python (where python3-matrix-nio lives) and returns its exit code and combined output.</summary>
     private static async Task<(int ExitCode, string Output)> RunWalkthroughAsync(Uri url)
     {
-        var psi = new ProcessStartInfo("/usr/bin/python3", [Script, url.ToString().TrimEnd('/')])
+        var psi = new ProcessStartInfo("/usr/bin/python3", [Script, url.ToString().TrimEnd('/'), "--require-bundled-aggregations"])
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,

@@ -660,6 +660,9 @@ class Walkthrough:
             return [r for r in (body or {}).get("chunk") or [] if r.get("room_id") == room]
 
         async def publish():
+            # Directories list rooms people can join (as Synapse's does): open the room first, as a client would.
+            await expect(await alice.client.room_put_state(room, "m.room.join_rules", {"join_rule": "public"}),
+                         RoomPutStateResponse, "PUT join_rules public")
             status, _, shown = await self.raw(alice.client, "PUT", ["directory", "list", "room", room],
                                               {"visibility": "public"})
             ensure(status == 200, shown)
@@ -670,7 +673,8 @@ class Walkthrough:
             ensure(vis.visibility == "public", f"visibility reads back as {vis.visibility!r}")
 
         async def list_get():
-            status, body, shown = await self.raw(bob.client, "GET", ["publicRooms"], auth=False)
+            # The list needs a token unless the operator sets allow_public_rooms_without_auth (private by default).
+            status, body, shown = await self.raw(bob.client, "GET", ["publicRooms"])
             ensure(status == 200 and isinstance(body, dict) and isinstance(body.get("chunk"), list), shown)
             entries = listed(body)
             ensure(entries, f"the published room is not listed: {shown}")
@@ -691,7 +695,7 @@ class Walkthrough:
             status, _, shown = await self.raw(alice.client, "PUT", ["directory", "list", "room", room],
                                               {"visibility": "private"})
             ensure(status == 200, shown)
-            status, body, shown = await self.raw(bob.client, "GET", ["publicRooms"], auth=False)
+            status, body, shown = await self.raw(bob.client, "GET", ["publicRooms"])
             ensure(status == 200 and isinstance(body, dict) and not listed(body),
                    f"the room is still listed after unpublishing: {shown}")
 
