@@ -59,7 +59,8 @@ start_postgres
 
 results=$(mktemp -d)
 log "building and running tests"
-dotnet test Lethe.slnx -c Release --nologo "$@" 2>&1 | tee "$results/test.log"
+# A hung test must fail the run, not stall CI: the test host is killed after 5 minutes without progress.
+dotnet test Lethe.slnx -c Release --nologo --blame-hang-timeout 5m "$@" 2>&1 | tee "$results/test.log"
 rc=${PIPESTATUS[0]}
 
 summary=$(grep -E '^(Passed|Failed)!  - ' "$results/test.log" \

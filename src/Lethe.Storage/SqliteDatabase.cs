@@ -19,6 +19,7 @@ public sealed class SqliteDatabase : Database
     private readonly SemaphoreSlim _checkpointing = new(1, 1);
     private SqliteConnection? _writer;
     private int _commitsSinceCheckpoint;
+    private int _disposed;
 
     internal SqliteDatabase(DatabaseOptions options)
     {
@@ -123,6 +124,11 @@ public sealed class SqliteDatabase : Database
     /// <inheritdoc />
     public override async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) == 1)
+        {
+            return;
+        }
+
         // No more writes or background checkpoints from here on; both semaphores stay taken.
         await _writeLock.WaitAsync();
         await _checkpointing.WaitAsync();
