@@ -72,9 +72,9 @@ public sealed class ReceiptStore(Database db)
         return result;
     }
 
-    /// <summary>The stream position of the event the user has read up to in a room (any public or private, unthreaded or main-thread receipt), or null.</summary>
-    public Task<long?> ReadUpToAsync(string userId, string roomId, CancellationToken ct = default) =>
-        db.ReadAsync(c => c.ExecuteScalarAsync<long?>(
-            "SELECT MAX(event_stream) FROM receipts WHERE user_id = @userId AND room_id = @roomId AND thread_id IN ('', 'main')",
-            new { userId, roomId }), ct);
+    /// <summary>How far the user has read in a room, per thread ID ('' unthreaded, 'main', or a thread root), over public and private receipts.</summary>
+    public Task<Dictionary<string, long>> ReadPositionsAsync(string userId, string roomId, CancellationToken ct = default) =>
+        db.ReadAsync(async c => (await c.QueryAsync<(string Thread, long Stream)>(
+            "SELECT thread_id, MAX(event_stream) FROM receipts WHERE user_id = @userId AND room_id = @roomId GROUP BY thread_id",
+            new { userId, roomId })).ToDictionary(r => r.Thread, r => r.Stream, StringComparer.Ordinal), ct);
 }

@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using System.Text.Json.Nodes;
 using Lethe.Homeserver.Http;
+using Lethe.Protocol.Events;
 using Lethe.Protocol.Identifiers;
 using Lethe.Storage;
 using Microsoft.AspNetCore.Http;
@@ -293,7 +294,10 @@ public static class AccountEndpoints
         hashes.ForEach(hs.Auth.Forget);
     }
 
-    /// <summary>Deactivates an account: no password, no devices, no tokens. (Leaving rooms and erasure live with rooms and privacy.)</summary>
+    /// <summary>
+    /// Deactivates an account: no password, devices or tokens, and the user leaves every room they are joined to,
+    /// invited to or knocking on, as Synapse does. Erasure of their data is the privacy feature's job.
+    /// </summary>
     public static async Task DeactivateAsync(HomeserverServices hs, string userId, CancellationToken ct)
     {
         var hashes = await hs.Database.WriteAsync(async tx =>
@@ -303,5 +307,17 @@ public static class AccountEndpoints
             return all;
         }, ct);
         hashes.ForEach(hs.Auth.Forget);
+        var self = new Requester(userId, "", "", IsAdmin: false, IsGuest: false);
+        foreach (var (roomId, _) in await hs.StateStore.RoomsForUserAsync(userId, [Membership.Join, Membership.Invite, Membership.Knock], ct))
+        {
+            try
+            {
+                await hs.Memberships.ChangeAsync(self, roomId, userId, Membership.Leave, null, null, ct);
+            }
+            catch (MatrixException e) when (e.Status is 403 or 404)
+            {
+                // The room no longer lets them leave (or is gone): nothing more to do there.
+            }
+        }
     }
 }

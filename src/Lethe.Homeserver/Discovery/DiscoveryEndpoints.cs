@@ -10,10 +10,12 @@ namespace Lethe.Homeserver.Discovery;
 public static class DiscoveryEndpoints
 {
     /// <summary>
-    /// Client-server spec versions this server claims. A version is listed only when its required endpoints behave as
-    /// specified; docs/client-api.md says which parts are still missing.
+    /// Client-server spec versions this server claims: the client API core of each works (docs/client-api.md lists
+    /// the optional modules still missing: E2EE, media, push). v1.11 is not claimed because it makes clients switch
+    /// to authenticated media, which is not served yet.
     /// </summary>
-    public static readonly string[] SupportedVersions = [];
+    public static readonly string[] SupportedVersions =
+        ["r0.5.0", "r0.6.0", "r0.6.1", "v1.1", "v1.2", "v1.3", "v1.4", "v1.5", "v1.6", "v1.7", "v1.8", "v1.9", "v1.10"];
 
     /// <summary>Maps the endpoints.</summary>
     public static void Map(IEndpointRouteBuilder app, HomeserverServices hs)

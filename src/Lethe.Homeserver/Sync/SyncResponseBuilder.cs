@@ -121,8 +121,14 @@ public sealed class SyncResponseBuilder(HomeserverServices hs, Requester request
             ["state"] = new JsonObject { ["events"] = await FormatAsync(state) },
             ["ephemeral"] = new JsonObject { ["events"] = ephemeral },
             ["account_data"] = new JsonObject { ["events"] = accountData },
-            ["unread_notifications"] = await UnreadAsync(roomId),
         };
+        var (unread, threadUnread) = await UnreadAsync(roomId);
+        room["unread_notifications"] = unread;
+        if (threadUnread is not null)
+        {
+            room["unread_thread_notifications"] = threadUnread;
+        }
+
         if (initial || timeline.Any(e => e.Pdu.Type == EventTypes.Member) || state.Any(e => e.Pdu.Type == EventTypes.Member))
         {
             room["summary"] = await SummaryAsync(roomId);
@@ -405,12 +411,53 @@ public sealed class SyncResponseBuilder(HomeserverServices hs, Requester request
         return result;
     }
 
-    /// <summary>Unread counts: messages by others after the user's read receipt. (Highlights and per-rule decisions come with push rules.)</summary>
-    private async Task<JsonObject> UnreadAsync(string roomId)
+    /// <summary>Most unread events counted per room; beyond that clients show "99+" anyway.</summary>
+    private const int MaxCounted = 10_000;
+
+    /// <summary>
+    /// Unread counts: messages by others after the user's read receipts. An unthreaded receipt covers everything;
+    /// a "main" receipt the main timeline; a thread's receipt that thread. With <c>unread_thread_notifications</c> in
+    /// the filter, threads are counted separately. (Highlights and per-rule decisions come with push rules.)
+    /// </summary>
+    private async Task<(JsonObject Main, JsonObject? Threads)> UnreadAsync(string roomId)
     {
-        var readUpTo = await hs.Receipts.ReadUpToAsync(requester.UserId, roomId, ct) ?? await JoinedAtAsync(roomId);
-        var count = await hs.EventStore.CountUnreadAsync(roomId, readUpTo, requester.UserId, CountedTypes, _ignored.ToList(), ct);
-        return new JsonObject { ["notification_count"] = count, ["highlight_count"] = 0 };
+        var read = await hs.Receipts.ReadPositionsAsync(requester.UserId, roomId, ct);
+        var unthreaded = read.TryGetValue("", out var u) ? u : await JoinedAtAsync(roomId);
+        var main = Math.Max(unthreaded, read.GetValueOrDefault("main"));
+        var candidates = await hs.EventStore.UnreadCandidatesAsync(roomId, unthreaded, requester.UserId, CountedTypes, _ignored.ToList(), MaxCounted, ct);
+        var separate = filter.Timeline.UnreadThreadNotifications;
+        var mainCount = 0;
+        var perThread = new Dictionary<string, int>(StringComparer.Ordinal);
+        foreach (var (stream, thread) in candidates)
+        {
+            if (thread is null)
+            {
+                mainCount += stream > main ? 1 : 0;
+            }
+            else if (stream > Math.Max(unthreaded, read.GetValueOrDefault(thread)))
+            {
+                if (separate)
+                {
+                    perThread[thread] = perThread.GetValueOrDefault(thread) + 1;
+                }
+                else
+                {
+                    mainCount++;
+                }
+            }
+        }
+
+        JsonObject? threads = null;
+        if (separate)
+        {
+            threads = [];
+            foreach (var (thread, count) in perThread)
+            {
+                threads[thread] = new JsonObject { ["notification_count"] = count, ["highlight_count"] = 0 };
+            }
+        }
+
+        return (new JsonObject { ["notification_count"] = mainCount, ["highlight_count"] = 0 }, threads);
     }
 
     private async Task<long> JoinedAtAsync(string roomId)

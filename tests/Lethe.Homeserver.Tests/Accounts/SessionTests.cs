@@ -156,6 +156,23 @@ public sealed class SessionTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task DeactivatedUsersLeaveTheirRoomsAndInvites()
+    {
+        var owner = await _server.RegisterAsync("lola");
+        var leaver = await _server.RegisterAsync("lars");
+        var joined = await owner.CreateRoomAsync(new JsonObject { ["preset"] = "public_chat" });
+        var invited = await owner.CreateRoomAsync();
+        await leaver.JoinAsync(joined);
+        await owner.InviteAsync(invited, leaver.UserId);
+        (await leaver.PostAsync("/_matrix/client/v3/account/deactivate", new JsonObject { ["auth"] = leaver.PasswordAuth("correct horse battery") })).Ok();
+        foreach (var room in new[] { joined, invited })
+        {
+            var member = (await owner.GetAsync($"/_matrix/client/v3/rooms/{room}/state/m.room.member/{leaver.UserId}")).Ok();
+            Assert.Equal("leave", member["membership"]!.GetValue<string>());
+        }
+    }
+
+    [Fact]
     public async Task DevicesCanBeRenamedAndDeletedWithThePassword()
     {
         var main = await _server.RegisterAsync("leo");

@@ -247,6 +247,41 @@ public sealed class HistoryAndSyncTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ThreadedUnreadCountsAreSeparateWhenAskedFor()
+    {
+        var alice = await _server.RegisterAsync("thea");
+        var bob = await _server.RegisterAsync("theo");
+        var roomId = await alice.CreateRoomAsync(new JsonObject { ["preset"] = "public_chat" });
+        await bob.JoinAsync(roomId);
+        var root = await alice.SendTextAsync(roomId, "root");
+        JsonObject InThread(string body) => new()
+        {
+            ["msgtype"] = "m.text",
+            ["body"] = body,
+            ["m.relates_to"] = new JsonObject { ["rel_type"] = "m.thread", ["event_id"] = root },
+        };
+        var firstReply = (await alice.SendEventAsync(roomId, "m.room.message", InThread("reply 1"))).Ok()["event_id"]!.GetValue<string>();
+        (await alice.SendEventAsync(roomId, "m.room.message", InThread("reply 2"))).Ok();
+        await alice.SendTextAsync(roomId, "main 2");
+
+        // Without the filter flag, everything counts in one number.
+        var plain = await bob.SyncAsync();
+        Assert.Equal(4, plain.JoinedRoom(roomId)!["unread_notifications"]!["notification_count"]!.GetValue<int>());
+        Assert.Null(plain.JoinedRoom(roomId)!["unread_thread_notifications"]);
+
+        const string Threaded = "{\"room\":{\"timeline\":{\"unread_thread_notifications\":true}}}";
+        var split = (await bob.SyncAsync(filter: Threaded)).JoinedRoom(roomId)!;
+        Assert.Equal(2, split["unread_notifications"]!["notification_count"]!.GetValue<int>());
+        Assert.Equal(2, split["unread_thread_notifications"]![root]!["notification_count"]!.GetValue<int>());
+
+        // A receipt in the thread reads the thread only.
+        (await bob.PostAsync($"/_matrix/client/v3/rooms/{roomId}/receipt/m.read/{firstReply}", new JsonObject { ["thread_id"] = root })).Ok();
+        split = (await bob.SyncAsync(filter: Threaded)).JoinedRoom(roomId)!;
+        Assert.Equal(2, split["unread_notifications"]!["notification_count"]!.GetValue<int>());
+        Assert.Equal(1, split["unread_thread_notifications"]![root]!["notification_count"]!.GetValue<int>());
+    }
+
+    [Fact]
     public async Task AccountDataTagsAndIgnoredUsers()
     {
         var alice = await _server.RegisterAsync("nia");
