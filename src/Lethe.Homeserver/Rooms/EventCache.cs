@@ -7,7 +7,7 @@ namespace Lethe.Homeserver.Rooms;
 /// <summary>Recently used events, parsed, in front of the events table. Entries are replaced when an event is redacted.</summary>
 public sealed class EventCache(EventStore events, RoomDirectory rooms) : IDisposable
 {
-    private readonly MemoryCache _cache = new(new MemoryCacheOptions { SizeLimit = 20_000 });
+    private readonly MemoryCache _cache = new(new MemoryCacheOptions { SizeLimit = 5_000 });
 
     /// <summary>One event, or null when unknown.</summary>
     public async Task<StoredEvent?> GetAsync(string eventId, CancellationToken ct = default)
