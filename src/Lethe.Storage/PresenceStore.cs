@@ -46,6 +46,11 @@ public sealed class PresenceStore(Database db)
     public Task<PresenceRow?> GetAsync(string userId, CancellationToken ct = default) =>
         db.ReadAsync(c => c.QuerySingleOrDefaultAsync<PresenceRow?>($"SELECT {Columns} FROM presence WHERE user_id = @userId", new { userId }), ct);
 
+    /// <summary>Every presence change in (since, upTo], for any user.</summary>
+    public Task<List<PresenceRow>> ChangedSinceAsync(long since, long upTo, CancellationToken ct = default) =>
+        db.ReadAsync(async c => (await c.QueryAsync<PresenceRow>(
+            $"SELECT {Columns} FROM presence WHERE stream_ordering > @since AND stream_ordering <= @upTo", new { since, upTo })).AsList(), ct);
+
     /// <summary>Presence of the given users changed in (since, upTo].</summary>
     public async Task<List<PresenceRow>> ChangedAsync(IReadOnlyCollection<string> userIds, long since, long upTo, CancellationToken ct = default)
     {

@@ -58,6 +58,11 @@ public sealed class ReceiptStore(Database db)
             return stream;
         }, ct);
 
+    /// <summary>Every receipt changed in (since, upTo], in any room: an incremental sync reads this once and keeps its rooms' receipts.</summary>
+    public Task<List<ReceiptRow>> ChangedSinceAsync(long since, long upTo, CancellationToken ct = default) =>
+        db.ReadAsync(async c => (await c.QueryAsync<ReceiptRow>(
+            $"SELECT {Columns} FROM receipts WHERE stream_ordering > @since AND stream_ordering <= @upTo", new { since, upTo })).AsList(), ct);
+
     /// <summary>Receipts in the given rooms changed in (since, upTo]; all current ones when since is 0.</summary>
     public async Task<List<ReceiptRow>> ChangedAsync(IReadOnlyCollection<string> roomIds, long since, long upTo, CancellationToken ct = default)
     {

@@ -38,6 +38,7 @@ public sealed class SyncResponseBuilder(HomeserverServices hs, Requester request
         var sinceEvents = since?.Events ?? 0;
         var rooms = await hs.Notifier.RoomsOfAsync(requester.UserId, ct);
         var forgotten = rooms.Values.Any(m => m is Membership.Leave or Membership.Ban) ? await hs.RoomStore.ForgottenAsync(requester.UserId, ct) : [];
+        await LoadChangesAsync(rooms, since, upTo);
 
         foreach (var (roomId, membership) in rooms)
         {
@@ -46,7 +47,13 @@ public sealed class SyncResponseBuilder(HomeserverServices hs, Requester request
                 continue;
             }
 
+            // An incremental sync looks only at rooms where something happened: all in-memory checks, no query per room.
             var roomChanged = since is null || await hs.Notifier.RoomPositionAsync(roomId, ct) > sinceEvents;
+            if (since is not null && !fullState && !roomChanged && !HasEphemeralOrAccountDataChanges(roomId, since.Value))
+            {
+                continue;
+            }
+
             var membershipEvent = roomChanged ? await MembershipEventAsync(roomId, upTo.Events) : null;
             var membershipChangedSince = since is null || (membershipEvent is not null && membershipEvent.StreamOrdering > sinceEvents);
             switch (membership)
@@ -314,7 +321,9 @@ public sealed class SyncResponseBuilder(HomeserverServices hs, Requester request
 
         if (filter.Ephemeral.Matches("m.receipt", ""))
         {
-            var receipts = await hs.Receipts.ChangedAsync([roomId], since?.Receipts ?? 0, upTo.Receipts, ct);
+            var receipts = since is null
+                ? await hs.Receipts.ChangedAsync([roomId], 0, upTo.Receipts, ct)
+                : _receiptsByRoom.GetValueOrDefault(roomId) ?? [];
             var content = new JsonObject();
             foreach (var r in receipts)
             {
@@ -384,11 +393,23 @@ public sealed class SyncResponseBuilder(HomeserverServices hs, Requester request
             return result;
         }
 
-        // Presence of everyone the user shares a joined room with, and their own.
-        var users = new HashSet<string>(StringComparer.Ordinal) { requester.UserId };
+        var joinedRooms = new List<RoomSnapshot>();
         foreach (var (roomId, membership) in rooms)
         {
             if (membership == Membership.Join && await hs.Snapshots.GetAsync(roomId, ct) is { } snap)
+            {
+                joinedRooms.Add(snap);
+            }
+        }
+
+        bool SharesRoom(string user) => user == requester.UserId || joinedRooms.Any(r => r.MembershipOf(user) == Membership.Join);
+
+        List<PresenceRow> changes;
+        if (since is null)
+        {
+            // Initial sync: everyone the user shares a joined room with, and themselves.
+            var users = new HashSet<string>(StringComparer.Ordinal) { requester.UserId };
+            foreach (var snap in joinedRooms)
             {
                 foreach (var (user, m) in snap.Memberships)
                 {
@@ -398,9 +419,16 @@ public sealed class SyncResponseBuilder(HomeserverServices hs, Requester request
                     }
                 }
             }
+
+            changes = await hs.Presence.ChangedAsync(users, 0, upTo.Presence, ct);
+        }
+        else
+        {
+            // Incremental: the few changes since the token, kept if their user shares a room (cost follows changes, not rooms).
+            changes = (await hs.Presence.ChangedSinceAsync(since.Value.Presence, upTo.Presence, ct)).Where(r => SharesRoom(r.UserId)).ToList();
         }
 
-        foreach (var row in await hs.Presence.ChangedAsync(users, since?.Presence ?? 0, upTo.Presence, ct))
+        foreach (var row in changes)
         {
             if (!_ignored.Contains(row.UserId) && filter.Presence.Matches("m.presence", row.UserId))
             {
@@ -409,6 +437,29 @@ public sealed class SyncResponseBuilder(HomeserverServices hs, Requester request
         }
 
         return result;
+    }
+
+    private Dictionary<string, List<ReceiptRow>> _receiptsByRoom = new(StringComparer.Ordinal);
+
+    /// <summary>For an incremental sync, reads the receipt and account data changes since the token once, for all rooms.</summary>
+    private async Task LoadChangesAsync(System.Collections.Immutable.ImmutableDictionary<string, string> rooms, SyncToken? since, SyncToken upTo)
+    {
+        await AccountDataSinceAsync(since, upTo);
+        if (since is { } s)
+        {
+            _receiptsByRoom = (await hs.Receipts.ChangedSinceAsync(s.Receipts, upTo.Receipts, ct))
+                .Where(r => rooms.ContainsKey(r.RoomId))
+                .GroupBy(r => r.RoomId, StringComparer.Ordinal)
+                .ToDictionary(g => g.Key, g => g.ToList(), StringComparer.Ordinal);
+        }
+    }
+
+    private bool HasEphemeralOrAccountDataChanges(string roomId, SyncToken since)
+    {
+        var typingSince = since.Typing <= hs.Typing.Current ? since.Typing : 0;
+        return hs.Typing.Get(roomId).Position > typingSince
+            || _receiptsByRoom.ContainsKey(roomId)
+            || (_accountData?.Any(a => a.RoomId == roomId) ?? false);
     }
 
     /// <summary>Most unread events counted per room; beyond that clients show "99+" anyway.</summary>
