@@ -3,6 +3,7 @@ using Lethe.Homeserver.Accounts;
 using Lethe.Homeserver.Ephemeral;
 using Lethe.Homeserver.Configuration;
 using Lethe.Homeserver.Http;
+using Lethe.Homeserver.Retention;
 using Lethe.Homeserver.Rooms;
 using Lethe.Homeserver.Sync;
 using Lethe.Protocol.Crypto;
@@ -50,7 +51,19 @@ public sealed class HomeserverServices : IDisposable
         Receipts = new ReceiptStore(database);
         Presence = new PresenceStore(database);
         Typing = new TypingNotifications(clock);
+        Retention = new RetentionStore(database);
+        Jobs = new JobStore(database);
+        RetentionPolicies = new RetentionPolicies(this);
     }
+
+    /// <summary>Retention overrides, purges and self-destruct schedules.</summary>
+    public RetentionStore Retention { get; }
+
+    /// <summary>Background job leases and status.</summary>
+    public JobStore Jobs { get; }
+
+    /// <summary>The effective retention policy of each room.</summary>
+    public RetentionPolicies RetentionPolicies { get; }
 
     /// <summary>Account data.</summary>
     public AccountDataStore AccountData { get; }

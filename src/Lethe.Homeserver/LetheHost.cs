@@ -3,6 +3,7 @@ using Lethe.Homeserver.AccountData;
 using Lethe.Homeserver.Accounts;
 using Lethe.Homeserver.Ephemeral;
 using Lethe.Homeserver.Relations;
+using Lethe.Homeserver.Retention;
 using Lethe.Homeserver.Rooms;
 using Lethe.Homeserver.Sync;
 using Lethe.Homeserver.Admin;
@@ -34,15 +35,25 @@ public sealed partial class LetheHost : IAsyncDisposable
 
     private readonly Timer _housekeeping;
 
-    private LetheHost(WebApplication app, HomeserverServices services)
+    private LetheHost(WebApplication app, HomeserverServices services, RetentionPurger purger, SelfDestruct selfDestruct)
     {
         _app = app;
         _config = services.Config;
         Services = services;
+        Purger = purger;
+        _selfDestruct = selfDestruct;
         _housekeeping = new Timer(_ => _ = HousekeepingAsync(), null, HousekeepingInterval, HousekeepingInterval);
     }
 
     private static readonly TimeSpan HousekeepingInterval = TimeSpan.FromSeconds(60);
+
+    private readonly SelfDestruct _selfDestruct;
+
+    /// <summary>The retention purge jobs.</summary>
+    public RetentionPurger Purger { get; }
+
+    /// <summary>The self-destruct scheduler (MSC2228).</summary>
+    internal SelfDestruct SelfDestruct => _selfDestruct;
 
     /// <summary>The server's services (stores, authentication, ...).</summary>
     public HomeserverServices Services { get; }
@@ -75,19 +86,25 @@ public sealed partial class LetheHost : IAsyncDisposable
         StartAsync(config, logging, extraEndpoints: null, ct);
 
     /// <summary>As <see cref="StartAsync(HomeserverConfig, Action{ILoggingBuilder}?, CancellationToken)"/>, letting tests map probe endpoints that exercise the shared HTTP pipeline.</summary>
-    internal static async Task<LetheHost> StartAsync(HomeserverConfig config, Action<ILoggingBuilder>? logging, Action<IEndpointRouteBuilder>? extraEndpoints, CancellationToken ct)
+    internal static Task<LetheHost> StartAsync(HomeserverConfig config, Action<ILoggingBuilder>? logging, Action<IEndpointRouteBuilder>? extraEndpoints, CancellationToken ct) =>
+        StartAsync(config, logging, extraEndpoints, TimeProvider.System, ct);
+
+    /// <summary>As above, with the clock the server reads (tests move it forward to make messages expire).</summary>
+    internal static async Task<LetheHost> StartAsync(HomeserverConfig config, Action<ILoggingBuilder>? logging, Action<IEndpointRouteBuilder>? extraEndpoints, TimeProvider clock, CancellationToken ct)
     {
         var signingKey = SigningKeyFile.LoadOrCreate(config.SigningKeyPath);
         Directory.CreateDirectory(config.MediaStorePath);
         var database = await Database.OpenAsync(config.Database, ct);
         try
         {
-            var services = new HomeserverServices(config, database, signingKey, TimeProvider.System);
+            var services = new HomeserverServices(config, database, signingKey, clock);
             await services.Streams.LoadAsync(database, ct);
-            var app = Build(services, logging);
+            var app = Build(services, logging, out var purger, out var selfDestruct);
             extraEndpoints?.Invoke(app);
-            var host = new LetheHost(app, services);
+            var host = new LetheHost(app, services, purger, selfDestruct);
             await app.StartAsync(ct);
+            purger.Start();
+            selfDestruct.Start();
             host.WritePidFile();
             return host;
         }
@@ -98,7 +115,7 @@ public sealed partial class LetheHost : IAsyncDisposable
         }
     }
 
-    private static WebApplication Build(HomeserverServices services, Action<ILoggingBuilder>? logging)
+    private static WebApplication Build(HomeserverServices services, Action<ILoggingBuilder>? logging, out RetentionPurger purger, out SelfDestruct selfDestruct)
     {
         var config = services.Config;
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
@@ -145,6 +162,10 @@ public sealed partial class LetheHost : IAsyncDisposable
         TimestampEndpoints.Map(app, services);
         ReportEndpoints.Map(app, services);
         RoomUpgrades.Map(app, services);
+        var loggers = app.Services.GetRequiredService<ILoggerFactory>();
+        purger = new RetentionPurger(services, loggers.CreateLogger("Lethe.Retention"));
+        selfDestruct = new SelfDestruct(services, loggers.CreateLogger("Lethe.Retention"));
+        RetentionEndpoints.Map(app, services, purger);
         return app;
     }
 
@@ -243,6 +264,10 @@ public sealed partial class LetheHost : IAsyncDisposable
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(9));
         await _app.StopAsync(timeout.Token);
         await _app.DisposeAsync();
+
+        // Background jobs stop after the last request, and before the database closes under them.
+        await Purger.DisposeAsync();
+        await _selfDestruct.DisposeAsync();
         await Services.Activity.FlushAsync(CancellationToken.None);
         Services.Dispose();
         await Database.DisposeAsync();

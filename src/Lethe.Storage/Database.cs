@@ -68,6 +68,12 @@ public abstract class Database : IAsyncDisposable
     /// <summary>Opens a connection configured for this engine.</summary>
     public abstract Task<DbConnection> OpenConnectionAsync(CancellationToken ct = default);
 
+    /// <summary>
+    /// After bulk deletion (purges, erasure), makes sure the deleted content is gone from disk as far as the engine
+    /// allows, and returns freed space: see <see cref="SqliteDatabase"/> and <see cref="PostgresDatabase"/>.
+    /// </summary>
+    public abstract Task CompactAfterDeleteAsync(CancellationToken ct = default);
+
     /// <summary>Serialises migrations across processes sharing the database, inside the given transaction.</summary>
     internal abstract Task LockForMigrationAsync(DbTransaction tx, CancellationToken ct);
 

@@ -41,6 +41,19 @@ public sealed class PostgresDatabase : Database
         return result;
     }
 
+    /// <summary>
+    /// Deleted rows stay in PostgreSQL's heap pages until VACUUM removes them; plain VACUUM (run here) makes the space
+    /// reusable and drops the dead tuples from the tables' pages, but bytes can survive in free space, in WAL segments
+    /// until they are recycled, and in backups. docs/retention.md says what an operator must add for stronger erasure.
+    /// </summary>
+    public override async Task CompactAfterDeleteAsync(CancellationToken ct = default)
+    {
+        await using var conn = await _dataSource.OpenConnectionAsync(ct);
+        await using var cmd = conn.CreateCommand();
+        cmd.CommandText = "VACUUM (ANALYZE) events, event_relations, event_txns, receipts, event_expiries;";
+        await cmd.ExecuteNonQueryAsync(ct);
+    }
+
     internal override async Task LockForMigrationAsync(DbTransaction tx, CancellationToken ct)
     {
         await using var cmd = tx.Connection!.CreateCommand();

@@ -119,6 +119,45 @@ public sealed class SqliteDatabase : Database
         }
     }
 
+    /// <summary>
+    /// secure_delete has already overwritten the deleted rows in the pages they lived in; this returns free pages to
+    /// the file system (incremental vacuum) and truncates the WAL, whose older frames still hold the deleted content
+    /// until the WAL is reset. The truncation waits for readers to finish, so it is retried a few times.
+    /// </summary>
+    public override async Task CompactAfterDeleteAsync(CancellationToken ct = default)
+    {
+        await WriteAsync(async tx =>
+        {
+            await using var cmd = tx.Connection!.CreateCommand();
+            cmd.Transaction = tx;
+            cmd.CommandText = "PRAGMA incremental_vacuum;";
+            await cmd.ExecuteNonQueryAsync(ct);
+        }, ct);
+
+        for (var attempt = 0; attempt < 20; attempt++)
+        {
+            await _writeLock.WaitAsync(ct);
+            try
+            {
+                await using var conn = await OpenConnectionAsync(ct);
+                await using var cmd = conn.CreateCommand();
+                // Returns (busy, log frames, checkpointed frames); busy = 1 means a reader kept the WAL alive.
+                cmd.CommandText = "PRAGMA wal_checkpoint(TRUNCATE);";
+                await using var reader = await cmd.ExecuteReaderAsync(ct);
+                if (await reader.ReadAsync(ct) && reader.GetInt64(0) == 0)
+                {
+                    return;
+                }
+            }
+            finally
+            {
+                _writeLock.Release();
+            }
+
+            await Task.Delay(50, ct);
+        }
+    }
+
     internal override Task LockForMigrationAsync(DbTransaction tx, CancellationToken ct) => Task.CompletedTask;
 
     /// <inheritdoc />

@@ -6,6 +6,7 @@ var root = new RootCommand("Lethe, a Matrix homeserver that keeps your history u
     ServeCommand.Create(),
     GenerateConfigCommand.Create(),
     RegisterUserCommand.Create(),
+    RoomCommand.Create(),
 };
 
 // Matrix user IDs start with '@', which System.CommandLine would otherwise read as a response file name.

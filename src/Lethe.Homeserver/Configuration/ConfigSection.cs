@@ -136,7 +136,7 @@ internal sealed class ConfigSection
         return value < min ? throw new ConfigException(KeyPath(key), $"must be at least {min}, not {value}") : value;
     }
 
-    /// <summary>A duration in milliseconds: an integer (ms) or a number with suffix s, m, h, d, w or y, as Synapse reads them.</summary>
+    /// <summary>A duration in milliseconds: an integer (ms) or a number with suffix ms, s, m, h, d, w or y (Synapse's units, plus ms).</summary>
     public long? Duration(string key, long? fallback)
     {
         var node = Get(key);
@@ -162,47 +162,11 @@ internal sealed class ConfigSection
         return ParseSize(text) ?? throw new ConfigException(KeyPath(key), $"must be a size such as 512K, 50M or 1G (or bytes), not '{text}'");
     }
 
-    public static long? ParseDuration(string text)
-    {
-        text = text.Trim();
-        if (text.Length == 0)
-        {
-            return null;
-        }
+    /// <summary>See <see cref="ConfigUnits.ParseDuration"/>.</summary>
+    public static long? ParseDuration(string text) => ConfigUnits.ParseDuration(text);
 
-        long unit = text[^1] switch
-        {
-            's' => 1000,
-            'm' => 60_000,
-            'h' => 3_600_000,
-            'd' => 86_400_000,
-            'w' => 7 * 86_400_000L,
-            'y' => 365 * 86_400_000L,
-            _ => 1,
-        };
-        var digits = unit == 1 ? text : text[..^1];
-        return long.TryParse(digits, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n <= long.MaxValue / unit ? n * unit : null;
-    }
-
-    public static long? ParseSize(string text)
-    {
-        text = text.Trim();
-        if (text.Length == 0)
-        {
-            return null;
-        }
-
-        long unit = text[^1] switch
-        {
-            'K' => 1024,
-            'M' => 1024 * 1024,
-            'G' => 1024L * 1024 * 1024,
-            'T' => 1024L * 1024 * 1024 * 1024,
-            _ => 1,
-        };
-        var digits = unit == 1 ? text : text[..^1];
-        return long.TryParse(digits, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n <= long.MaxValue / unit ? n * unit : null;
-    }
+    /// <summary>See <see cref="ConfigUnits.ParseSize"/>.</summary>
+    public static long? ParseSize(string text) => ConfigUnits.ParseSize(text);
 
     public ConfigSection? Section(string key)
     {

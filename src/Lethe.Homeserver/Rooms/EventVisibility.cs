@@ -5,8 +5,9 @@ namespace Lethe.Homeserver.Rooms;
 
 /// <summary>
 /// The one gate every event served to a client passes: history visibility and the reader's membership at the event
-/// (client-server API "Room History Visibility"), rejected events, ignored users. Later privacy rules (retention
-/// expiry, erasure) belong here too, so they hold for every endpoint at once.
+/// (client-server API "Room History Visibility"), rejected events, ignored users, and retention expiry (an expired
+/// message is never served again, even before a purge job deletes it). Later privacy rules (erasure) belong here
+/// too, so they hold for every endpoint at once.
 /// </summary>
 public sealed class EventVisibility(HomeserverServices hs)
 {
@@ -35,11 +36,28 @@ public sealed class EventVisibility(HomeserverServices hs)
         // Joined continuously since this stream position: everything after it is visible (rule 2) without state lookups.
         var joinedSince = history.Count > 0 && MembershipOf(history[^1].Json) == Membership.Join ? history[^1].StreamOrdering : long.MaxValue;
 
-        foreach (var e in events)
+        // Retention: the room's one effective policy, measured from origin_server_ts, exactly as the purge jobs measure it.
+        var expiryCutoff = (await hs.RetentionPolicies.ForRoomAsync(roomId, ct)).ExpiryCutoff(hs.NowMs);
+        IReadOnlyList<string>? extremities = null;
+
+        foreach (var original in events)
         {
+            var e = original;
             if (e.Row.RejectedReason is not null)
             {
                 continue;
+            }
+
+            if (expiryCutoff is { } cutoff && !e.Pdu.IsState && e.Pdu.OriginServerTs <= cutoff)
+            {
+                // The room's newest events stay (later events must cite them) but their content goes; others vanish.
+                extremities ??= (await hs.Snapshots.GetAsync(roomId, ct))?.ForwardExtremities ?? [];
+                if (!extremities.Contains(e.EventId))
+                {
+                    continue;
+                }
+
+                e = e.AsRedacted();
             }
 
             if (ignoredUsers is not null && !e.Pdu.IsState && ignoredUsers.Contains(e.Pdu.Sender))
@@ -59,6 +77,10 @@ public sealed class EventVisibility(HomeserverServices hs)
     /// <summary>True when the user may see this one event.</summary>
     public async Task<bool> IsVisibleAsync(string userId, StoredEvent e, CancellationToken ct) =>
         (await FilterAsync(userId, e.Row.RoomId, [e], null, ct)).Count == 1;
+
+    /// <summary>The event as this user may see it (possibly redacted, when expired), or null when they may not.</summary>
+    public async Task<StoredEvent?> ViewAsync(string userId, StoredEvent e, CancellationToken ct) =>
+        (await FilterAsync(userId, e.Row.RoomId, [e], null, ct)) is [var view] ? view : null;
 
     private async Task<bool> IsVisibleSlowAsync(string userId, StoredEvent e, long lastJoinStream, CancellationToken ct)
     {

@@ -61,8 +61,9 @@ public static class HistoryEndpoints
         {
             var requester = await hs.Auth.RequireAsync(ctx);
             var roomId = ctx.Route("roomId");
-            var target = await hs.Events.GetAsync(ctx.Route("eventId"), ctx.RequestAborted);
-            if (target is null || target.Row.RoomId != roomId || !await hs.Visibility.IsVisibleAsync(requester.UserId, target, ctx.RequestAborted))
+            var stored = await hs.Events.GetAsync(ctx.Route("eventId"), ctx.RequestAborted);
+            var target = stored is null || stored.Row.RoomId != roomId ? null : await hs.Visibility.ViewAsync(requester.UserId, stored, ctx.RequestAborted);
+            if (target is null)
             {
                 throw MatrixException.NotFound("Event not found");
             }

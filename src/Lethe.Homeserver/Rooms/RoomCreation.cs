@@ -175,6 +175,11 @@ public sealed class RoomCreation(HomeserverServices hs, MembershipChanges member
                 throw MatrixException.Of(400, ErrCode.InvalidRoomState, $"{type} cannot be set through initial_state");
             }
 
+            if (type == EventTypes.Retention)
+            {
+                Retention.RetentionPolicy.Validate(content);
+            }
+
             list.Add((type, stateKey, (JsonObject)content.DeepClone()));
         }
 

@@ -39,6 +39,11 @@ public static class RoomEndpoints
                 TxnId = RoomAccess.Segment(ctx.Route("txnId"), "transaction ID"),
                 Redacts = type == EventTypes.Redaction ? content.GetString("redacts") : null,
             }, ctx.RequestAborted);
+            if (Retention.SelfDestruct.DueTime(e.Pdu) is { } due)
+            {
+                await hs.Retention.ScheduleExpiryAsync(e.EventId, e.Row.RoomId, due, ctx.RequestAborted);
+            }
+
             return new JsonObject { ["event_id"] = e.EventId };
         });
 
@@ -105,12 +110,13 @@ public static class RoomEndpoints
         {
             var requester = await hs.Auth.RequireAsync(ctx);
             var e = await hs.Events.GetAsync(ctx.Route("eventId"), ctx.RequestAborted);
-            if (e is null || e.Row.RoomId != ctx.Route("roomId") || !await hs.Visibility.IsVisibleAsync(requester.UserId, e, ctx.RequestAborted))
+            var view = e is null || e.Row.RoomId != ctx.Route("roomId") ? null : await hs.Visibility.ViewAsync(requester.UserId, e, ctx.RequestAborted);
+            if (view is null)
             {
                 throw MatrixException.NotFound("Event not found");
             }
 
-            return await hs.Format.ToClientAsync(e, Viewer(requester), includeRoomId: true, ctx.RequestAborted);
+            return await hs.Format.ToClientAsync(view, Viewer(requester), includeRoomId: true, ctx.RequestAborted);
         });
 
         // GET /_matrix/client/v3/joined_rooms
@@ -147,6 +153,9 @@ public static class RoomEndpoints
                 return new JsonObject { ["event_id"] = changed.EventId };
             case EventTypes.CanonicalAlias:
                 await ValidateCanonicalAliasAsync(hs, roomId, content, ctx.RequestAborted);
+                break;
+            case EventTypes.Retention:
+                Retention.RetentionPolicy.Validate(content);
                 break;
         }
 

@@ -41,6 +41,13 @@ public sealed class StoredEvent
         return new StoredEvent(row, Pdu.FromJson(json, version));
     }
 
+    /// <summary>The same event with its content redacted: how an expired event that must stay in the DAG is served.</summary>
+    public StoredEvent AsRedacted() =>
+        IsExpiredView ? this : new StoredEvent(Row, Pdu.FromJson(Redaction.Redact(Pdu.Json, Pdu.RoomVersion), Pdu.RoomVersion)) { IsExpiredView = true };
+
+    /// <summary>True for the redacted view of an expired event made by <see cref="AsRedacted"/>.</summary>
+    public bool IsExpiredView { get; private init; }
+
     /// <summary>Wraps a freshly persisted event.</summary>
     public static StoredEvent Persisted(EventRow row, Pdu pdu) => new(row, pdu);
 }

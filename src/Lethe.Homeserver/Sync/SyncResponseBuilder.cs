@@ -475,7 +475,8 @@ public sealed class SyncResponseBuilder(HomeserverServices hs, Requester request
         var read = await hs.Receipts.ReadPositionsAsync(requester.UserId, roomId, ct);
         var unthreaded = read.TryGetValue("", out var u) ? u : await JoinedAtAsync(roomId);
         var main = Math.Max(unthreaded, read.GetValueOrDefault("main"));
-        var candidates = await hs.EventStore.UnreadCandidatesAsync(roomId, unthreaded, requester.UserId, CountedTypes, _ignored.ToList(), MaxCounted, ct);
+        var expiredBefore = (await hs.RetentionPolicies.ForRoomAsync(roomId, ct)).ExpiryCutoff(hs.NowMs) ?? long.MinValue;
+        var candidates = await hs.EventStore.UnreadCandidatesAsync(roomId, unthreaded, requester.UserId, CountedTypes, _ignored.ToList(), expiredBefore, MaxCounted, ct);
         var separate = filter.Timeline.UnreadThreadNotifications;
         var mainCount = 0;
         var perThread = new Dictionary<string, int>(StringComparer.Ordinal);

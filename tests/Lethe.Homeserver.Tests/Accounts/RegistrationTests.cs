@@ -195,6 +195,19 @@ public sealed class RegistrationTests
 /// <summary>Creates accounts directly in the database, as <c>lethe register-user</c> does.</summary>
 public static class UserStoreSeed
 {
+    /// <summary>Creates a server admin in the database of a config, before any server runs.</summary>
+    public static async Task AdminInDatabaseAsync(Lethe.Homeserver.Configuration.HomeserverConfig config, string localpart, string password = "correct horse battery")
+    {
+        await using var db = await Database.OpenAsync(config.Database);
+        await new UserStore(db).TryCreateAsync(new UserRecord
+        {
+            UserId = $"@{localpart}:{config.ServerName}",
+            PasswordHash = await new Lethe.Homeserver.Accounts.PasswordHasher().HashAsync(password),
+            IsAdmin = true,
+            CreatedTs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(),
+        });
+    }
+
     /// <summary>Creates a server admin with the test password.</summary>
     public static async Task AdminAsync(TestHomeserver server, string localpart, string password = "correct horse battery")
     {

@@ -191,6 +191,7 @@ public class ConfigLoaderTests
 
     [Theory]
     [InlineData("1000", 1000L)]
+    [InlineData("250ms", 250L)]
     [InlineData("30s", 30_000L)]
     [InlineData("10m", 600_000L)]
     [InlineData("12h", 43_200_000L)]

@@ -21,7 +21,7 @@ public static class RoomHelpers
         c.PutAsync($"/_matrix/client/v3/rooms/{Uri.EscapeDataString(roomId)}/send/{Uri.EscapeDataString(type)}/{txnId ?? "t" + Interlocked.Increment(ref _txn)}", content);
 
     /// <summary>Sets a state event.</summary>
-    public static Task<MatrixClient.Response> SetStateAsync(this MatrixClient c, string roomId, string type, JsonObject content, string stateKey = "") =>
+    public static Task<MatrixClient.Response> SetStateAsync(this MatrixClient c, string roomId, string type, object content, string stateKey = "") =>
         c.PutAsync($"/_matrix/client/v3/rooms/{Uri.EscapeDataString(roomId)}/state/{Uri.EscapeDataString(type)}/{Uri.EscapeDataString(stateKey)}", content);
 
     /// <summary>Joins a room by ID or alias.</summary>

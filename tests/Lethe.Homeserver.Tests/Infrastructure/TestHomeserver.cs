@@ -41,7 +41,8 @@ public sealed class TestHomeserver : IAsyncDisposable
         DatabaseEngine engine = DatabaseEngine.Sqlite,
         string serverName = "test.local",
         string extraYaml = "",
-        Action<IEndpointRouteBuilder>? probes = null)
+        Action<IEndpointRouteBuilder>? probes = null,
+        TimeProvider? clock = null)
     {
         var dir = NewTempDir();
         var yaml = new StringBuilder();
@@ -77,7 +78,7 @@ public sealed class TestHomeserver : IAsyncDisposable
         await File.WriteAllTextAsync(path, yaml.ToString());
         var config = ConfigLoader.LoadFile(path);
         var log = new CapturingLoggerProvider();
-        var host = await LetheHost.StartAsync(config, logging => logging.AddProvider(log).SetMinimumLevel(LogLevel.Warning), probes, CancellationToken.None);
+        var host = await LetheHost.StartAsync(config, logging => logging.AddProvider(log).SetMinimumLevel(LogLevel.Warning), probes, clock ?? TimeProvider.System, CancellationToken.None);
         var client = new HttpClient { BaseAddress = new Uri(host.Addresses[0].Replace("0.0.0.0", "127.0.0.1", StringComparison.Ordinal) + "/"), Timeout = TimeSpan.FromSeconds(30) };
         return new TestHomeserver(host, dir, client, log);
     }

@@ -1,0 +1,206 @@
+using Lethe.Homeserver.Configuration;
+using Lethe.Storage;
+using Microsoft.Extensions.Logging;
+
+namespace Lethe.Homeserver.Retention;
+
+/// <summary>
+/// Runs the configured purge jobs: each, on its interval, deletes the expired messages of the rooms whose effective
+/// max_lifetime falls in its range, in small transactions with a pause between them (so sends and syncs keep the
+/// database), then compacts the database so the deleted content is gone from disk. A run resumes where a crash left
+/// off, because each batch is its own transaction and the next run simply finds what is still expired.
+/// </summary>
+public sealed partial class RetentionPurger(HomeserverServices hs, ILogger logger) : IAsyncDisposable
+{
+    /// <summary>How long a lease lasts without renewal: a crashed instance's job is free again this long after its last batch.</summary>
+    private const long LeaseMs = 30_000;
+
+    // A restarted server must be able to take back the lease its previous process held when it crashed, so the holder
+    // names the machine and server rather than the process. Instances on different machines hold different leases.
+    private readonly string _instance = Environment.MachineName + "/" + hs.ServerName;
+    private readonly List<Task> _loops = [];
+    private readonly SemaphoreSlim _running = new(1, 1);
+    private readonly CancellationTokenSource _stopping = new();
+
+    /// <summary>Starts one timer per purge job (nothing when retention is disabled).</summary>
+    public void Start()
+    {
+        if (!hs.Config.Retention.Enabled)
+        {
+            return;
+        }
+
+        foreach (var job in hs.Config.Retention.EffectivePurgeJobs)
+        {
+            _loops.Add(LoopAsync(job, _stopping.Token));
+        }
+    }
+
+    private async Task LoopAsync(PurgeJobConfig job, CancellationToken ct)
+    {
+        // Intervals may exceed what a timer holds (about 49 days), so wait in steps of at most a day.
+        var next = hs.NowMs + job.Interval;
+        try
+        {
+            while (!ct.IsCancellationRequested)
+            {
+                var wait = next - hs.NowMs;
+                if (wait > 0)
+                {
+                    await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(wait, 86_400_000)), ct);
+                    continue;
+                }
+
+                await RunQuietlyAsync(job);
+                next = hs.NowMs + job.Interval;
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // Shutting down.
+        }
+    }
+
+    /// <summary>Runs every purge job now and returns how many events were purged (the admin API's "run now").</summary>
+    public async Task<long> RunAllAsync(CancellationToken ct)
+    {
+        long total = 0;
+        foreach (var job in hs.Config.Retention.EffectivePurgeJobs)
+        {
+            total += await RunAsync(job, ct);
+        }
+
+        return total;
+    }
+
+    private async Task RunQuietlyAsync(PurgeJobConfig job)
+    {
+        try
+        {
+            await RunAsync(job, _stopping.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            // Shutting down: the next start resumes.
+        }
+        catch (Exception e) when (e is System.Data.Common.DbException or InvalidOperationException or ObjectDisposedException)
+        {
+            LogFailed(logger, e, JobName(job));
+        }
+    }
+
+    /// <summary>One run of one job. Jobs do not overlap within this instance; a lease keeps other instances off the same job.</summary>
+    public async Task<long> RunAsync(PurgeJobConfig job, CancellationToken ct)
+    {
+        var name = JobName(job);
+        await _running.WaitAsync(ct);
+        try
+        {
+            var now = hs.NowMs;
+            if (!await hs.Jobs.TryLeaseAsync(name, _instance, now, now + LeaseMs, ct))
+            {
+                return 0;
+            }
+
+            await hs.Jobs.StartedAsync(name, now, ct);
+            long purged = 0;
+            string? error = null;
+            try
+            {
+                purged = await PurgeAsync(job, name, ct);
+                if (purged > 0)
+                {
+                    await hs.Database.CompactAfterDeleteAsync(ct);
+                }
+            }
+            catch (Exception e) when (e is System.Data.Common.DbException or InvalidOperationException)
+            {
+                error = e.Message;
+                throw;
+            }
+            finally
+            {
+                await hs.Jobs.FinishedAsync(name, hs.NowMs, error, CancellationToken.None);
+                await hs.Jobs.ReleaseAsync(name, _instance, CancellationToken.None);
+                LogRun(logger, name, purged);
+            }
+
+            return purged;
+        }
+        finally
+        {
+            _running.Release();
+        }
+    }
+
+    private async Task<long> PurgeAsync(PurgeJobConfig job, string name, CancellationToken ct)
+    {
+        var config = hs.Config.Retention;
+        // With a default policy every room may expire; otherwise only rooms with a policy of their own can.
+        var rooms = config.DefaultMaxLifetime is not null ? await hs.Retention.AllRoomsAsync(ct) : await hs.Retention.RoomsWithPolicyAsync(ct);
+        long purged = 0;
+        foreach (var roomId in rooms)
+        {
+            var policy = await hs.RetentionPolicies.ForRoomAsync(roomId, ct);
+            if (policy.MaxLifetime is not { } max || !InRange(max, job))
+            {
+                continue;
+            }
+
+            while (!ct.IsCancellationRequested)
+            {
+                // The cutoff is taken per batch, from the same policy and the same clock that hide events.
+                var cutoff = hs.NowMs - max;
+                var batch = await hs.Retention.ExpiredBatchAsync(roomId, cutoff, config.PurgeBatchSize, ct);
+                if (batch.Count == 0)
+                {
+                    break;
+                }
+
+                var deleted = await hs.Database.WriteAsync(tx => hs.Retention.PurgeAsync(tx, roomId, batch), ct);
+                foreach (var id in batch)
+                {
+                    hs.Events.Forget(id);
+                }
+
+                purged += deleted;
+                await hs.Jobs.ProgressAsync(name, deleted, ct);
+                if (!await hs.Jobs.TryLeaseAsync(name, _instance, hs.NowMs, hs.NowMs + LeaseMs, ct))
+                {
+                    // Another instance took the job over (our lease lapsed): let it finish.
+                    return purged;
+                }
+                if (config.PurgeBatchDelay > 0)
+                {
+                    await Task.Delay(TimeSpan.FromMilliseconds(config.PurgeBatchDelay), ct);
+                }
+            }
+        }
+
+        return purged;
+    }
+
+    /// <summary>A job takes rooms whose max_lifetime is in (shortest, longest]; a missing bound excludes nothing.</summary>
+    public static bool InRange(long maxLifetime, PurgeJobConfig job) =>
+        (job.ShortestMaxLifetime is not { } lo || maxLifetime > lo) && (job.LongestMaxLifetime is not { } hi || maxLifetime <= hi);
+
+    private static string JobName(PurgeJobConfig job) =>
+        $"retention_purge:{job.ShortestMaxLifetime?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "-"}:{job.LongestMaxLifetime?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "-"}";
+
+    /// <inheritdoc />
+    public async ValueTask DisposeAsync()
+    {
+        await _stopping.CancelAsync();
+
+        // Wait for the loops, and so any run in progress, to notice the cancellation before the database closes.
+        await Task.WhenAll(_loops);
+        await _running.WaitAsync();
+        _stopping.Dispose();
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Retention purge {Job}: {Purged} events purged")]
+    private static partial void LogRun(ILogger logger, string job, long purged);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Retention purge {Job} failed; the next run resumes")]
+    private static partial void LogFailed(ILogger logger, Exception exception, string job);
+}

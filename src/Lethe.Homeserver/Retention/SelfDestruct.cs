@@ -1,0 +1,126 @@
+using System.Text.Json.Nodes;
+using Lethe.Protocol.Events;
+using Lethe.Protocol.Json;
+using Lethe.Storage;
+using Microsoft.Extensions.Logging;
+
+namespace Lethe.Homeserver.Retention;
+
+/// <summary>
+/// Self-destructing messages (MSC2228, as Synapse implements it): a non-state event whose content has
+/// <c>org.matrix.self_destruct_after</c> — an absolute time in milliseconds since the epoch — is redacted by the
+/// server at that time: its content is pruned in the database, so it is gone, not merely hidden. If the room's
+/// min_lifetime still holds the event, it is hidden at once and pruned when the hold ends.
+/// </summary>
+public sealed partial class SelfDestruct(HomeserverServices hs, ILogger logger) : IAsyncDisposable
+{
+    /// <summary>The content key that asks for self-destruction.</summary>
+    public const string ContentKey = "org.matrix.self_destruct_after";
+
+    /// <summary>What <c>events.redacted_by</c> holds for an event the server redacted this way (there is no redaction event).</summary>
+    public const string RedactionMarker = "org.matrix.self_destruct";
+
+    private static readonly TimeSpan Tick = TimeSpan.FromMilliseconds(250);
+    private readonly CancellationTokenSource _stopping = new();
+    private Task? _loop;
+
+    /// <summary>When the event asks to self-destruct, its due time; otherwise null.</summary>
+    public static long? DueTime(Pdu pdu) =>
+        !pdu.IsState && pdu.Content[ContentKey].TryGetInt64(out var due) && due > 0 ? due : null;
+
+    /// <summary>Starts checking for due events four times a second.</summary>
+    public void Start() => _loop = LoopAsync(_stopping.Token);
+
+    private async Task LoopAsync(CancellationToken ct)
+    {
+        using var timer = new PeriodicTimer(Tick);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(ct))
+            {
+                try
+                {
+                    await RunDueAsync(ct);
+                }
+                catch (Exception e) when (e is System.Data.Common.DbException or InvalidOperationException)
+                {
+                    LogFailed(logger, e);
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // Shutting down.
+        }
+    }
+
+    /// <summary>Redacts every event whose time has come; returns how many it handled.</summary>
+    public async Task<int> RunDueAsync(CancellationToken ct)
+    {
+        var handled = 0;
+        while (true)
+        {
+            var due = await hs.Retention.DueExpiriesAsync(hs.NowMs, 100, ct);
+            if (due.Count == 0)
+            {
+                return handled;
+            }
+
+            foreach (var (eventId, roomId, _) in due)
+            {
+                await DestructAsync(eventId, roomId, ct);
+                handled++;
+            }
+        }
+    }
+
+    private async Task DestructAsync(string eventId, string roomId, CancellationToken ct)
+    {
+        var e = await hs.Events.GetAsync(eventId, ct);
+        var now = hs.NowMs;
+        if (e is null)
+        {
+            await hs.Database.WriteAsync(tx => RetentionStore.UnscheduleAsync(tx, eventId), ct);
+            return;
+        }
+
+        var policy = await hs.RetentionPolicies.ForRoomAsync(roomId, ct);
+        var original = CanonicalJson.ParseObject(e.Row.Json);
+        if (policy.AllowsDeletion(e.Pdu.OriginServerTs, now))
+        {
+            var pruned = CanonicalJson.Encode(Redaction.Redact(original, e.Pdu.RoomVersion));
+            await hs.Database.WriteAsync(async tx =>
+            {
+                await RetentionStore.RedactInPlaceAsync(tx, eventId, RedactionMarker, pruned);
+                await RetentionStore.UnscheduleAsync(tx, eventId);
+            }, ct);
+        }
+        else
+        {
+            // A legal hold: hide now, prune when min_lifetime has passed.
+            var holdEnds = e.Pdu.OriginServerTs + policy.MinLifetime!.Value;
+            await hs.Database.WriteAsync(async tx =>
+            {
+                await RetentionStore.RedactInPlaceAsync(tx, eventId, RedactionMarker, null);
+                await RetentionStore.ScheduleExpiryAsync(tx, eventId, roomId, holdEnds);
+            }, ct);
+        }
+
+        hs.Events.Forget(eventId);
+    }
+
+    /// <inheritdoc />
+    public async ValueTask DisposeAsync()
+    {
+        await _stopping.CancelAsync();
+        if (_loop is not null)
+        {
+            await _loop;
+        }
+
+        _stopping.Dispose();
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Self-destruct pass failed; the next pass retries")]
+    private static partial void LogFailed(ILogger logger, Exception exception);
+}

@@ -1,0 +1,124 @@
+using System.Data.Common;
+using Dapper;
+
+namespace Lethe.Storage;
+
+/// <summary>A server admin's retention override for one room (milliseconds; null means "not set").</summary>
+public sealed record RetentionOverride(string RoomId, long? MinLifetime, long? MaxLifetime, long UpdatedTs);
+
+/// <summary>Retention: per-room overrides, expired-event selection and the purge itself, self-destruct schedules.</summary>
+public sealed class RetentionStore(Database db)
+{
+    /// <summary>The override for a room, or null.</summary>
+    public Task<RetentionOverride?> GetOverrideAsync(string roomId, CancellationToken ct = default) =>
+        db.ReadAsync(c => c.QuerySingleOrDefaultAsync<RetentionOverride?>(
+            "SELECT room_id, min_lifetime, max_lifetime, updated_ts FROM room_retention_overrides WHERE room_id = @roomId", new { roomId }), ct);
+
+    /// <summary>Every override.</summary>
+    public Task<List<RetentionOverride>> ListOverridesAsync(CancellationToken ct = default) =>
+        db.ReadAsync(async c => (await c.QueryAsync<RetentionOverride>(
+            "SELECT room_id, min_lifetime, max_lifetime, updated_ts FROM room_retention_overrides ORDER BY room_id")).AsList(), ct);
+
+    /// <summary>Sets a room's override.</summary>
+    public Task SetOverrideAsync(RetentionOverride value, CancellationToken ct = default) =>
+        db.WriteAsync(tx => tx.Connection!.ExecuteAsync(
+            """
+            INSERT INTO room_retention_overrides (room_id, min_lifetime, max_lifetime, updated_ts) VALUES (@RoomId, @MinLifetime, @MaxLifetime, @UpdatedTs)
+            ON CONFLICT (room_id) DO UPDATE SET min_lifetime = @MinLifetime, max_lifetime = @MaxLifetime, updated_ts = @UpdatedTs
+            """, value, tx), ct);
+
+    /// <summary>Removes a room's override; false when there was none.</summary>
+    public Task<bool> DeleteOverrideAsync(string roomId, CancellationToken ct = default) =>
+        db.WriteAsync(async tx => await tx.Connection!.ExecuteAsync("DELETE FROM room_retention_overrides WHERE room_id = @roomId", new { roomId }, tx) == 1, ct);
+
+    /// <summary>Every room this server has.</summary>
+    public Task<List<string>> AllRoomsAsync(CancellationToken ct = default) =>
+        db.ReadAsync(async c => (await c.QueryAsync<string>("SELECT room_id FROM rooms ORDER BY room_id")).AsList(), ct);
+
+    /// <summary>Rooms with a retention policy of their own: an m.room.retention state event or an override.</summary>
+    public Task<List<string>> RoomsWithPolicyAsync(CancellationToken ct = default) =>
+        db.ReadAsync(async c => (await c.QueryAsync<string>(
+            """
+            SELECT room_id FROM current_state WHERE type = 'm.room.retention' AND state_key = ''
+            UNION SELECT room_id FROM room_retention_overrides ORDER BY 1
+            """)).AsList(), ct);
+
+    /// <summary>
+    /// Up to <paramref name="limit"/> non-state events of a room sent before <paramref name="cutoffTs"/>, oldest first,
+    /// leaving out the room's forward extremities (the DAG's newest events, which later events must be able to cite).
+    /// </summary>
+    public Task<List<string>> ExpiredBatchAsync(string roomId, long cutoffTs, int limit, CancellationToken ct = default) =>
+        db.ReadAsync(async c => (await c.QueryAsync<string>(
+            """
+            SELECT e.event_id FROM events e
+            WHERE e.room_id = @roomId AND e.origin_server_ts < @cutoffTs AND e.state_key IS NULL
+              AND NOT EXISTS (SELECT 1 FROM room_forward_extremities x WHERE x.room_id = e.room_id AND x.event_id = e.event_id)
+            ORDER BY e.origin_server_ts LIMIT @limit
+            """, new { roomId, cutoffTs, limit })).AsList(), ct);
+
+    /// <summary>
+    /// Deletes events of one room and every row derived from them, in the caller's transaction. Receipts that
+    /// pointed at a purged event are moved to the newest surviving event before it, keeping their read position
+    /// (unread counts use that position) without naming a deleted event.
+    /// </summary>
+    public async Task<int> PurgeAsync(DbTransaction tx, string roomId, IReadOnlyList<string> eventIds)
+    {
+        if (eventIds.Count == 0)
+        {
+            return 0;
+        }
+
+        var conn = tx.Connection!;
+        var ids = eventIds.ToArray();
+        await conn.ExecuteAsync(
+            $"""
+            UPDATE receipts SET event_id = (
+                SELECT e.event_id FROM events e
+                WHERE e.room_id = receipts.room_id AND e.stream_ordering <= receipts.event_stream AND {db.NotIn("e.event_id", "ids")}
+                ORDER BY e.stream_ordering DESC LIMIT 1)
+            WHERE room_id = @roomId AND {db.In("event_id", "ids")}
+            """, new { roomId, ids }, tx);
+        await conn.ExecuteAsync($"DELETE FROM event_txns WHERE {db.In("event_id", "ids")}", new { ids }, tx);
+        await conn.ExecuteAsync($"DELETE FROM event_relations WHERE {db.In("event_id", "ids")}", new { ids }, tx);
+        await conn.ExecuteAsync($"DELETE FROM event_expiries WHERE {db.In("event_id", "ids")}", new { ids }, tx);
+        return await conn.ExecuteAsync($"DELETE FROM events WHERE room_id = @roomId AND {db.In("event_id", "ids")}", new { roomId, ids }, tx);
+    }
+
+    /// <summary>Schedules a self-destructing event.</summary>
+    public static Task ScheduleExpiryAsync(DbTransaction tx, string eventId, string roomId, long expiryTs) =>
+        tx.Connection!.ExecuteAsync(
+            "INSERT INTO event_expiries (event_id, room_id, expiry_ts) VALUES (@eventId, @roomId, @expiryTs) ON CONFLICT (event_id) DO UPDATE SET expiry_ts = @expiryTs",
+            new { eventId, roomId, expiryTs }, tx);
+
+    /// <summary>Schedules a self-destructing event in its own transaction.</summary>
+    public Task ScheduleExpiryAsync(string eventId, string roomId, long expiryTs, CancellationToken ct = default) =>
+        db.WriteAsync(tx => ScheduleExpiryAsync(tx, eventId, roomId, expiryTs), ct);
+
+    /// <summary>Scheduled expiries due at <paramref name="now"/>, soonest first.</summary>
+    public Task<List<(string EventId, string RoomId, long ExpiryTs)>> DueExpiriesAsync(long now, int limit, CancellationToken ct = default) =>
+        db.ReadAsync(async c => (await c.QueryAsync<(string, string, long)>(
+            "SELECT event_id, room_id, expiry_ts FROM event_expiries WHERE expiry_ts <= @now ORDER BY expiry_ts LIMIT @limit", new { now, limit })).AsList(), ct);
+
+    /// <summary>The earliest scheduled expiry, or null.</summary>
+    public Task<long?> NextExpiryAsync(CancellationToken ct = default) =>
+        db.ReadAsync(c => c.ExecuteScalarAsync<long?>("SELECT MIN(expiry_ts) FROM event_expiries"), ct);
+
+    /// <summary>
+    /// Redacts an event in place in the caller's transaction: marks it redacted by <paramref name="marker"/> and,
+    /// when <paramref name="prunedJson"/> is given, replaces its stored JSON with the pruned form (the original is gone).
+    /// </summary>
+    public static async Task RedactInPlaceAsync(DbTransaction tx, string eventId, string marker, byte[]? prunedJson)
+    {
+        var conn = tx.Connection!;
+        await conn.ExecuteAsync("UPDATE events SET redacted_by = COALESCE(redacted_by, @marker) WHERE event_id = @eventId", new { eventId, marker }, tx);
+        if (prunedJson is not null)
+        {
+            await conn.ExecuteAsync("UPDATE events SET json = @prunedJson WHERE event_id = @eventId", new { eventId, prunedJson }, tx);
+            await conn.ExecuteAsync("DELETE FROM event_relations WHERE event_id = @eventId", new { eventId }, tx);
+        }
+    }
+
+    /// <summary>Removes a schedule (done, or the event is gone).</summary>
+    public static Task UnscheduleAsync(DbTransaction tx, string eventId) =>
+        tx.Connection!.ExecuteAsync("DELETE FROM event_expiries WHERE event_id = @eventId", new { eventId }, tx);
+}
