@@ -9,7 +9,8 @@ using Lethe.Bench;
 
 // Load generator for any Matrix homeserver: point it at a base URL; it registers its own users through the standard API.
 // Usage: lethe-bench <scenario> --url URL [--pid PID] [--n N] [--c C] [--rooms R] [--messages M] [--shared-secret S]
-// Scenarios: send-seq, send-concurrent, sync-wake, initial-sync, baseline (bare Kestrel + SQLite ceiling, no URL needed).
+// Scenarios: send-seq, send-concurrent, sync-wake, initial-sync, baseline (bare Kestrel + SQLite ceiling, no URL needed),
+// purge (starts its own server: --lethe COMMAND [--postgres CONNECTION_STRING] [--batch SIZE]).
 var options = Options.Parse(args);
 var result = options.Scenario switch
 {
@@ -18,6 +19,7 @@ var result = options.Scenario switch
     "sync-wake" => await Scenarios.SyncWakeAsync(options),
     "initial-sync" => await Scenarios.InitialSyncAsync(options),
     "baseline" => await Baseline.RunAsync(options),
+    "purge" => await PurgeBench.RunAsync(options, Option("--lethe") ?? "./lethe", Option("--postgres"), Option("--batch") is { } b ? int.Parse(b, CultureInfo.InvariantCulture) : null),
     _ => throw new ArgumentException("unknown scenario: " + options.Scenario),
 };
 if (options.Pid is { } pid)
@@ -27,6 +29,8 @@ if (options.Pid is { } pid)
 
 Console.WriteLine(result.ToJsonString());
 return 0;
+
+string? Option(string name) => Array.IndexOf(args, name) is var i && i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
 
 namespace Lethe.Bench
 {
@@ -72,7 +76,7 @@ namespace Lethe.Bench
             Timeout = TimeSpan.FromMinutes(5),
         };
 
-        public static async Task<Client> RegisterAsync(HttpClient http, string? sharedSecret)
+        public static async Task<Client> RegisterAsync(HttpClient http, string? sharedSecret, bool admin = false)
         {
             var name = "bench" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6));
             const string password = "bench-password-1";
@@ -84,15 +88,17 @@ namespace Lethe.Bench
             else
             {
                 var nonce = (await http.GetFromJsonAsync<JsonObject>("/_synapse/admin/v1/register"))!["nonce"]!.GetValue<string>();
-                var mac = Convert.ToHexStringLower(HMACSHA1.HashData(Encoding.UTF8.GetBytes(sharedSecret), Encoding.UTF8.GetBytes($"{nonce}\0{name}\0{password}\0notadmin")));
-                result = await PostAsync(http, "/_synapse/admin/v1/register", new JsonObject { ["nonce"] = nonce, ["username"] = name, ["password"] = password, ["mac"] = mac }, null);
+                var mac = Convert.ToHexStringLower(HMACSHA1.HashData(Encoding.UTF8.GetBytes(sharedSecret), Encoding.UTF8.GetBytes($"{nonce}\0{name}\0{password}\0{(admin ? "admin" : "notadmin")}")));
+                result = await PostAsync(http, "/_synapse/admin/v1/register", new JsonObject { ["nonce"] = nonce, ["username"] = name, ["password"] = password, ["mac"] = mac, ["admin"] = admin }, null);
             }
 
             return new Client(http, result["access_token"]!.GetValue<string>(), result["user_id"]!.GetValue<string>());
         }
 
-        public async Task<string> CreateRoomAsync(bool isPublic = true) =>
-            (await PostAsync(http, "/_matrix/client/v3/createRoom", new JsonObject { ["preset"] = isPublic ? "public_chat" : "private_chat" }, token))["room_id"]!.GetValue<string>();
+        public async Task<string> CreateRoomAsync(bool isPublic = true, JsonArray? initialState = null) =>
+            (await PostAsync(http, "/_matrix/client/v3/createRoom", new JsonObject { ["preset"] = isPublic ? "public_chat" : "private_chat", ["initial_state"] = initialState ?? [] }, token))["room_id"]!.GetValue<string>();
+
+        public Task<JsonObject> AdminPostAsync(string path) => PostAsync(http, path, new JsonObject(), token);
 
         public Task JoinAsync(string roomId) => PostAsync(http, $"/_matrix/client/v3/join/{Uri.EscapeDataString(roomId)}", new JsonObject(), token);
 

@@ -3,6 +3,7 @@ using Lethe.Homeserver.Accounts;
 using Lethe.Homeserver.Ephemeral;
 using Lethe.Homeserver.Configuration;
 using Lethe.Homeserver.Http;
+using Lethe.Homeserver.Metrics;
 using Lethe.Homeserver.Retention;
 using Lethe.Homeserver.Rooms;
 using Lethe.Homeserver.Sync;
@@ -55,6 +56,9 @@ public sealed class HomeserverServices : IDisposable
         Jobs = new JobStore(database);
         RetentionPolicies = new RetentionPolicies(this);
     }
+
+    /// <summary>The server's metrics (Prometheus, when enabled).</summary>
+    public LetheMetrics Metrics { get; } = new();
 
     /// <summary>Retention overrides, purges and self-destruct schedules.</summary>
     public RetentionStore Retention { get; }
@@ -204,6 +208,7 @@ public sealed class HomeserverServices : IDisposable
     public void Dispose()
     {
         Auth.Dispose();
+        Metrics.Dispose();
         Events.Dispose();
     }
 }

@@ -166,6 +166,7 @@ public sealed partial class LetheHost : IAsyncDisposable
         purger = new RetentionPurger(services, loggers.CreateLogger("Lethe.Retention"));
         selfDestruct = new SelfDestruct(services, loggers.CreateLogger("Lethe.Retention"));
         RetentionEndpoints.Map(app, services, purger);
+        Metrics.MetricsEndpoints.Map(app, services);
         return app;
     }
 

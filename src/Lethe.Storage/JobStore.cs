@@ -1,3 +1,4 @@
+using System.Data.Common;
 using Dapper;
 
 namespace Lethe.Storage;
@@ -61,10 +62,16 @@ public sealed class JobStore(Database db)
         db.WriteAsync(tx => tx.Connection!.ExecuteAsync(
             "UPDATE background_jobs SET last_started_ts = @now, last_finished_ts = NULL, last_items = 0, last_error = NULL WHERE job = @job", new { job, now }, tx), ct);
 
-    /// <summary>Adds progress to the current run (so a crash leaves an honest count).</summary>
-    public Task ProgressAsync(string job, long items, CancellationToken ct = default) =>
-        db.WriteAsync(tx => tx.Connection!.ExecuteAsync(
-            "UPDATE background_jobs SET last_items = last_items + @items, total_items = total_items + @items WHERE job = @job", new { job, items }, tx), ct);
+    /// <summary>
+    /// In the caller's transaction (the one doing the work, so the count is exact even after a crash): adds progress
+    /// to the current run and renews <paramref name="holder"/>'s lease. False when the lease was lost to another holder.
+    /// </summary>
+    public static async Task<bool> ProgressAsync(DbTransaction tx, string job, string holder, long items, long now, long expiresTs) =>
+        await tx.Connection!.ExecuteAsync(
+            """
+            UPDATE background_jobs SET last_items = last_items + @items, total_items = total_items + @items, lease_holder = @holder, lease_expires_ts = @expiresTs
+            WHERE job = @job AND (lease_holder = @holder OR lease_expires_ts < @now)
+            """, new { job, holder, items, now, expiresTs }, tx) == 1;
 
     /// <summary>Records the end of a run, with its error if it failed.</summary>
     public Task FinishedAsync(string job, long now, string? error, CancellationToken ct = default) =>

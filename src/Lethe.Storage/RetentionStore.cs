@@ -69,19 +69,21 @@ public sealed class RetentionStore(Database db)
         }
 
         var conn = tx.Connection!;
-        var ids = eventIds.ToArray();
+        object ids = db.Engine == DatabaseEngine.Postgres ? eventIds.ToArray() : System.Text.Json.JsonSerializer.Serialize(eventIds);
+        string In(string col) => db.Engine == DatabaseEngine.Postgres ? db.In(col, "ids") : $"{col} IN (SELECT value FROM json_each(@ids))";
+        string NotIn(string col) => db.Engine == DatabaseEngine.Postgres ? db.NotIn(col, "ids") : $"{col} NOT IN (SELECT value FROM json_each(@ids))";
         await conn.ExecuteAsync(
             $"""
             UPDATE receipts SET event_id = (
                 SELECT e.event_id FROM events e
-                WHERE e.room_id = receipts.room_id AND e.stream_ordering <= receipts.event_stream AND {db.NotIn("e.event_id", "ids")}
+                WHERE e.room_id = receipts.room_id AND e.stream_ordering <= receipts.event_stream AND {NotIn("e.event_id")}
                 ORDER BY e.stream_ordering DESC LIMIT 1)
-            WHERE room_id = @roomId AND {db.In("event_id", "ids")}
+            WHERE room_id = @roomId AND {In("event_id")}
             """, new { roomId, ids }, tx);
-        await conn.ExecuteAsync($"DELETE FROM event_txns WHERE {db.In("event_id", "ids")}", new { ids }, tx);
-        await conn.ExecuteAsync($"DELETE FROM event_relations WHERE {db.In("event_id", "ids")}", new { ids }, tx);
-        await conn.ExecuteAsync($"DELETE FROM event_expiries WHERE {db.In("event_id", "ids")}", new { ids }, tx);
-        return await conn.ExecuteAsync($"DELETE FROM events WHERE room_id = @roomId AND {db.In("event_id", "ids")}", new { roomId, ids }, tx);
+        await conn.ExecuteAsync($"DELETE FROM event_txns WHERE {In("event_id")}", new { ids }, tx);
+        await conn.ExecuteAsync($"DELETE FROM event_relations WHERE {In("event_id")}", new { ids }, tx);
+        await conn.ExecuteAsync($"DELETE FROM event_expiries WHERE {In("event_id")}", new { ids }, tx);
+        return await conn.ExecuteAsync($"DELETE FROM events WHERE room_id = @roomId AND {In("event_id")}", new { roomId, ids }, tx);
     }
 
     /// <summary>Schedules a self-destructing event.</summary>

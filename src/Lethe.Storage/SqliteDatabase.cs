@@ -122,25 +122,36 @@ public sealed class SqliteDatabase : Database
     /// <summary>
     /// secure_delete has already overwritten the deleted rows in the pages they lived in; this returns free pages to
     /// the file system (incremental vacuum) and truncates the WAL, whose older frames still hold the deleted content
-    /// until the WAL is reset. The truncation waits for readers to finish, so it is retried a few times.
+    /// until the WAL is reset. Both happen in small steps so that sends keep getting the writer in between: the
+    /// vacuum a megabyte per transaction, the WAL copied alongside writers first (PASSIVE) and only the remainder
+    /// with writes held back (TRUNCATE, which also waits for readers, so it is retried a few times).
     /// </summary>
     public override async Task CompactAfterDeleteAsync(CancellationToken ct = default)
     {
-        await WriteAsync(async tx =>
+        const int PagesPerStep = 256;
+        long freePages;
+        do
         {
-            await using var cmd = tx.Connection!.CreateCommand();
-            cmd.Transaction = tx;
-            cmd.CommandText = "PRAGMA incremental_vacuum;";
-            await cmd.ExecuteNonQueryAsync(ct);
-        }, ct);
+            freePages = await WriteAsync(async tx =>
+            {
+                await using var cmd = tx.Connection!.CreateCommand();
+                cmd.Transaction = tx;
+                cmd.CommandText = $"PRAGMA incremental_vacuum({PagesPerStep}); PRAGMA freelist_count;";
+                return (long)(await cmd.ExecuteScalarAsync(ct))!;
+            }, ct);
+        }
+        while (freePages > 0);
 
         for (var attempt = 0; attempt < 20; attempt++)
         {
+            await using var conn = await OpenConnectionAsync(ct);
+            await using var cmd = conn.CreateCommand();
+            cmd.CommandText = "PRAGMA wal_checkpoint(PASSIVE);";
+            await cmd.ExecuteNonQueryAsync(ct);
+
             await _writeLock.WaitAsync(ct);
             try
             {
-                await using var conn = await OpenConnectionAsync(ct);
-                await using var cmd = conn.CreateCommand();
                 // Returns (busy, log frames, checkpointed frames); busy = 1 means a reader kept the WAL alive.
                 cmd.CommandText = "PRAGMA wal_checkpoint(TRUNCATE);";
                 await using var reader = await cmd.ExecuteReaderAsync(ct);

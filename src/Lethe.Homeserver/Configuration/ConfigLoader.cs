@@ -16,7 +16,7 @@ public static class ConfigLoader
     /// <summary>Resources Lethe serves today; the others are accepted with a warning.</summary>
     public static readonly IReadOnlySet<string> ServedResources = new HashSet<string>(StringComparer.Ordinal)
     {
-        "client", "federation", "keys", "media", "health",
+        "client", "federation", "keys", "media", "health", "metrics",
     };
 
     // Keys Synapse's own generate-config writes that Lethe has no use for; accepted silently so a Synapse file starts cleanly.
@@ -122,7 +122,13 @@ public static class ConfigLoader
 
         var tlsCert = root.String("tls_certificate_path");
         var tlsKey = root.String("tls_private_key_path");
+        var enableMetrics = root.Bool("enable_metrics", false);
         var listeners = ReadListeners(root, warnings);
+        if (!enableMetrics && listeners.Any(l => l.Resources.Contains("metrics")))
+        {
+            warnings.Add("enable_metrics: false, so the metrics resource a listener names is not served");
+        }
+
         if (listeners.Any(l => l.Tls))
         {
             RequireFile("tls_certificate_path", tlsCert, "a listener has tls: true");
@@ -153,6 +159,7 @@ public static class ConfigLoader
             PublicBaseUrl = publicBaseUrl,
             PidFile = root.String("pid_file"),
             Listeners = listeners,
+            EnableMetrics = enableMetrics,
             Database = ReadDatabase(root, configDir, warnings),
             MediaStorePath = root.String("media_store_path", "media_store")!,
             SigningKeyPath = root.String("signing_key_path") ?? Path.Combine(configDir, serverName + ".signing.key"),
@@ -197,14 +204,14 @@ public static class ConfigLoader
         foreach (var l in root.SectionList("listeners"))
         {
             var type = l.String("type", "http")!;
-            if (type is "metrics" or "manhole")
+            if (type is "manhole")
             {
-                warnings.Add($"{l.KeyPath("type")}: '{type}' listeners are not supported yet; this listener is not started");
+                warnings.Add($"{l.KeyPath("type")}: '{type}' listeners are not supported; this listener is not started");
                 l.AcceptAll();
                 continue;
             }
 
-            if (type != "http")
+            if (type is not "http" and not "metrics")
             {
                 throw new ConfigException(l.KeyPath("type"), $"must be http, metrics or manhole, not '{type}'");
             }
@@ -216,8 +223,14 @@ public static class ConfigLoader
                 throw new ConfigException(l.KeyPath("port"), "is required (or give a Unix socket path)");
             }
 
+            // A Synapse "metrics" listener serves the metrics (and, like every listener, health) and nothing else.
             var resources = new HashSet<string>(StringComparer.Ordinal);
-            foreach (var r in l.SectionList("resources"))
+            if (type == "metrics")
+            {
+                resources.Add("metrics");
+            }
+
+            foreach (var r in type == "metrics" ? [] : l.SectionList("resources"))
             {
                 var names = r.StringList("names");
                 for (var i = 0; i < names.Count; i++)

@@ -36,6 +36,9 @@ public sealed record HomeserverConfig
     /// <summary>PEM private key for listeners with <c>tls: true</c>.</summary>
     public string? TlsPrivateKeyPath { get; init; }
 
+    /// <summary>Serve Prometheus metrics on listeners with the <c>metrics</c> resource (Synapse's <c>enable_metrics</c>).</summary>
+    public bool EnableMetrics { get; init; }
+
     /// <summary>Whether anyone may register an account through the client API.</summary>
     public bool EnableRegistration { get; init; }
 

@@ -1,6 +1,6 @@
 namespace Lethe.Homeserver.Http;
 
-/// <summary>Endpoint metadata naming the listener resource (client, federation, keys, media, health) an endpoint belongs to; a listener serves only its resources.</summary>
+/// <summary>Endpoint metadata naming the listener resource (client, federation, keys, media, metrics, health) an endpoint belongs to; a listener serves only its resources.</summary>
 public sealed record ResourceGroup(string Name)
 {
     /// <summary>The client-server API.</summary>
@@ -14,6 +14,9 @@ public sealed record ResourceGroup(string Name)
 
     /// <summary>The media API.</summary>
     public static readonly ResourceGroup Media = new("media");
+
+    /// <summary>Prometheus metrics (only with <c>enable_metrics</c>).</summary>
+    public static readonly ResourceGroup Metrics = new("metrics");
 
     /// <summary>Health checks; served on every HTTP listener.</summary>
     public static readonly ResourceGroup Health = new("health");

@@ -103,6 +103,7 @@ public sealed partial class RetentionPurger(HomeserverServices hs, ILogger logge
             }
 
             await hs.Jobs.StartedAsync(name, now, ct);
+            var started = System.Diagnostics.Stopwatch.GetTimestamp();
             long purged = 0;
             string? error = null;
             try
@@ -122,6 +123,9 @@ public sealed partial class RetentionPurger(HomeserverServices hs, ILogger logge
             {
                 await hs.Jobs.FinishedAsync(name, hs.NowMs, error, CancellationToken.None);
                 await hs.Jobs.ReleaseAsync(name, _instance, CancellationToken.None);
+                var tag = new KeyValuePair<string, object?>("job", name);
+                hs.Metrics.RetentionPurgeRuns.Add(1, tag, new("outcome", error is null ? "ok" : "error"));
+                hs.Metrics.RetentionPurgeSeconds.Add(System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds, tag);
                 LogRun(logger, name, purged);
             }
 
@@ -157,19 +161,24 @@ public sealed partial class RetentionPurger(HomeserverServices hs, ILogger logge
                     break;
                 }
 
-                var deleted = await hs.Database.WriteAsync(tx => hs.Retention.PurgeAsync(tx, roomId, batch), ct);
+                var (deleted, leased) = await hs.Database.WriteAsync(async tx =>
+                {
+                    var n = await hs.Retention.PurgeAsync(tx, roomId, batch);
+                    return (n, await JobStore.ProgressAsync(tx, name, _instance, n, hs.NowMs, hs.NowMs + LeaseMs));
+                }, ct);
                 foreach (var id in batch)
                 {
                     hs.Events.Forget(id);
                 }
 
                 purged += deleted;
-                await hs.Jobs.ProgressAsync(name, deleted, ct);
-                if (!await hs.Jobs.TryLeaseAsync(name, _instance, hs.NowMs, hs.NowMs + LeaseMs, ct))
+                hs.Metrics.RetentionPurgedEvents.Add(deleted, new KeyValuePair<string, object?>("job", name));
+                if (!leased)
                 {
                     // Another instance took the job over (our lease lapsed): let it finish.
                     return purged;
                 }
+
                 if (config.PurgeBatchDelay > 0)
                 {
                     await Task.Delay(TimeSpan.FromMilliseconds(config.PurgeBatchDelay), ct);

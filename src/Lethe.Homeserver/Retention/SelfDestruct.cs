@@ -94,6 +94,7 @@ public sealed partial class SelfDestruct(HomeserverServices hs, ILogger logger) 
                 await RetentionStore.RedactInPlaceAsync(tx, eventId, RedactionMarker, pruned);
                 await RetentionStore.UnscheduleAsync(tx, eventId);
             }, ct);
+            hs.Metrics.SelfDestructedEvents.Add(1);
         }
         else
         {

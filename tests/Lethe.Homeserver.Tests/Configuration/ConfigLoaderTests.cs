@@ -233,11 +233,26 @@ public class ConfigLoaderTests
     }
 
     [Fact]
-    public void UnsupportedListenerKindsAreSkippedWithAWarning()
+    public void ManholeListenersAreSkippedWithAWarning()
     {
-        var c = Load(Minimal + "listeners:\n  - port: 9000\n    type: metrics\n    bind_addresses: ['127.0.0.1']\n");
+        var c = Load(Minimal + "listeners:\n  - port: 9000\n    type: manhole\n    bind_addresses: ['127.0.0.1']\n");
         Assert.Empty(c.Listeners);
-        Assert.Contains(c.Warnings, w => w.StartsWith("listeners[0].type: 'metrics' listeners are not supported yet", StringComparison.Ordinal));
+        Assert.Contains(c.Warnings, w => w.StartsWith("listeners[0].type: 'manhole' listeners are not supported", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void AMetricsListenerServesOnlyMetricsAndOnlyWhenEnabled()
+    {
+        const string Listener = "listeners:\n  - port: 9000\n    type: metrics\n    bind_addresses: ['127.0.0.1']\n";
+        var c = Load(Minimal + "enable_metrics: true\n" + Listener);
+        Assert.True(c.EnableMetrics);
+        Assert.Equal(["health", "metrics"], Assert.Single(c.Listeners).Resources.Order());
+        Assert.Empty(c.Warnings);
+
+        // Synapse's behaviour: without enable_metrics the listener is there but serves no metrics, and says so.
+        var off = Load(Minimal + Listener);
+        Assert.False(off.EnableMetrics);
+        Assert.Contains(off.Warnings, w => w.StartsWith("enable_metrics: false", StringComparison.Ordinal));
     }
 
     [Fact]

@@ -36,13 +36,17 @@ public sealed class TestHomeserver : IAsyncDisposable
     /// <summary>The server's base URL.</summary>
     public Uri BaseAddress => Client.BaseAddress!;
 
-    /// <summary>Writes a homeserver.yaml (plus <paramref name="extraYaml"/>), loads it as the CLI would, and starts the server.</summary>
+    /// <summary>
+    /// Writes a homeserver.yaml (plus <paramref name="extraYaml"/>), loads it as the CLI would, and starts the server
+    /// with one listener serving <paramref name="resources"/>.
+    /// </summary>
     public static async Task<TestHomeserver> StartAsync(
         DatabaseEngine engine = DatabaseEngine.Sqlite,
         string serverName = "test.local",
         string extraYaml = "",
         Action<IEndpointRouteBuilder>? probes = null,
-        TimeProvider? clock = null)
+        TimeProvider? clock = null,
+        string resources = "client, federation")
     {
         var dir = NewTempDir();
         var yaml = new StringBuilder();
@@ -54,7 +58,7 @@ public sealed class TestHomeserver : IAsyncDisposable
                 bind_addresses: ["127.0.0.1"]
                 type: http
                 resources:
-                  - names: [client, federation]
+                  - names: [{resources}]
             signing_key_path: "{dir}/signing.key"
             media_store_path: "{dir}/media"
 

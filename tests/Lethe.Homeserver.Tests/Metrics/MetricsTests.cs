@@ -1,0 +1,77 @@
+using System.Globalization;
+using System.Net;
+using System.Text.Json.Nodes;
+using Lethe.Homeserver.Tests.Infrastructure;
+
+namespace Lethe.Homeserver.Tests.Metrics;
+
+/// <summary>Prometheus metrics: off unless configured, only on listeners that name them, and counting real work.</summary>
+public sealed class MetricsTests
+{
+    private static async Task<(HttpStatusCode Status, string Body)> ScrapeAsync(TestHomeserver server, string path = "_synapse/metrics")
+    {
+        using var response = await server.Client.GetAsync(new Uri(path, UriKind.Relative));
+        return (response.StatusCode, await response.Content.ReadAsStringAsync());
+    }
+
+    /// <summary>The value of one series in a scrape, or null when absent.</summary>
+    private static double? Sample(string scrape, string series) =>
+        scrape.Split('\n').FirstOrDefault(l => l.StartsWith(series + " ", StringComparison.Ordinal)) is { } line
+            ? double.Parse(line[(series.Length + 1)..], CultureInfo.InvariantCulture)
+            : null;
+
+    [Fact]
+    public async Task MetricsAreOffByDefaultAndOnlyOnListenersThatNameThem()
+    {
+        await using (var off = await TestHomeserver.StartAsync(resources: "client, metrics"))
+        {
+            Assert.Equal(HttpStatusCode.NotFound, (await ScrapeAsync(off)).Status);
+        }
+
+        await using (var elsewhere = await TestHomeserver.StartAsync(extraYaml: "enable_metrics: true\n"))
+        {
+            // Enabled, but this listener serves client and federation only: metrics must not leak onto it.
+            Assert.Equal(HttpStatusCode.NotFound, (await ScrapeAsync(elsewhere)).Status);
+        }
+
+        await using var on = await TestHomeserver.StartAsync(extraYaml: "enable_metrics: true\n", resources: "client, metrics");
+        foreach (var path in new[] { "_synapse/metrics", "metrics" })
+        {
+            var (status, body) = await ScrapeAsync(on, path);
+            Assert.Equal(HttpStatusCode.OK, status);
+            Assert.Contains("# TYPE process_resident_memory_bytes gauge", body, StringComparison.Ordinal);
+            Assert.True(Sample(body, "process_resident_memory_bytes") > 10_000_000, body);
+            Assert.True(Sample(body, "process_cpu_seconds_total") > 0, body);
+        }
+    }
+
+    [Fact]
+    public async Task PurgesAreCounted()
+    {
+        var clock = new TestClock();
+        await using var server = await TestHomeserver.StartAsync(
+            extraYaml: TestHomeserver.OpenRegistration + "enable_metrics: true\nretention:\n  enabled: true\n  purge_jobs:\n    - interval: 1y\n",
+            clock: clock,
+            resources: "client, metrics");
+        var alice = await server.RegisterAsync("alice");
+        await Accounts.UserStoreSeed.AdminAsync(server, "root");
+        var admin = server.NewClient();
+        await admin.LoginAsync("root");
+        var roomId = await alice.CreateRoomAsync(new JsonObject());
+        (await alice.SetStateAsync(roomId, "m.room.retention", new JsonObject { ["max_lifetime"] = 3_600_000 })).Ok();
+        for (var i = 0; i < 3; i++)
+        {
+            await alice.SendTextAsync(roomId, "expiring " + i);
+        }
+
+        await alice.SendTextAsync(roomId, "newest");
+        clock.Advance(TimeSpan.FromHours(2));
+        var purged = (await admin.PostAsync("/_lethe/admin/v1/retention/purge", new JsonObject())).Ok()["purged"]!.GetValue<long>();
+        Assert.Equal(3, purged);
+
+        var scrape = (await ScrapeAsync(server)).Body;
+        Assert.Equal(3, Sample(scrape, "lethe_retention_purged_events_total{job=\"retention_purge:-:-\"}"));
+        Assert.Equal(1, Sample(scrape, "lethe_retention_purge_runs_total{job=\"retention_purge:-:-\",outcome=\"ok\"}"));
+        Assert.Contains("# TYPE lethe_retention_purged_events_total counter", scrape, StringComparison.Ordinal);
+    }
+}
