@@ -84,6 +84,11 @@ public static class PurgeBench
             }
 
             Directory.Delete(dir, recursive: true);
+            if (postgres is not null)
+            {
+                await using var conn = new NpgsqlConnection(postgres);
+                await conn.ExecuteAsync($"DROP SCHEMA {new NpgsqlConnectionStringBuilder(options.PostgresConnectionString).SearchPath} CASCADE");
+            }
         }
     }
 
