@@ -66,8 +66,7 @@ public sealed class RoomEventPipeline(
         }
 
         Stamp(json, version);
-        EventHashing.HashAndSign(json, version, hs.ServerName, hs.SigningKey);
-        var pdu = ToPdu(json, version);
+        var pdu = ToPdu(json, version, EventHashing.HashAndSign(json, version, hs.ServerName, hs.SigningKey));
         var decision = EventAuthorizer.Default.CheckWithState(pdu, new Dictionary<StateKey, Pdu>());
         if (!decision.IsAllowed)
         {
@@ -135,8 +134,7 @@ public sealed class RoomEventPipeline(
         json["prev_events"] = References(prevIds, referenced, version);
         json["auth_events"] = References(authIds, referenced, version);
         Stamp(json, version);
-        EventHashing.HashAndSign(json, version, hs.ServerName, hs.SigningKey);
-        var pdu = ToPdu(json, version);
+        var pdu = ToPdu(json, version, EventHashing.HashAndSign(json, version, hs.ServerName, hs.SigningKey));
 
         var authState = new Dictionary<StateKey, Pdu>();
         foreach (var id in authIds.Append(snap.StateEventId(EventTypes.Create)!))
@@ -288,11 +286,11 @@ public sealed class RoomEventPipeline(
         return array;
     }
 
-    private static Pdu ToPdu(JsonObject json, RoomVersion version)
+    private static Pdu ToPdu(JsonObject json, RoomVersion version, byte[] referenceHash)
     {
         try
         {
-            return Pdu.FromJson(json, version);
+            return Pdu.FromJson(json, version, referenceHash);
         }
         catch (EventFormatException e) when (e.Message.Contains("the limit is", StringComparison.Ordinal))
         {

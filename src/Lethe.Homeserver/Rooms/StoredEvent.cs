@@ -38,7 +38,8 @@ public sealed class StoredEvent
             json = Redaction.Redact(json, version);
         }
 
-        return new StoredEvent(row, Pdu.FromJson(json, version));
+        // The row passed Pdu.FromJson's checks when it was stored, and its ID is known: no need to validate and hash it again.
+        return new StoredEvent(row, Pdu.FromStoredJson(json, version, row.EventId));
     }
 
     /// <summary>Wraps a freshly persisted event.</summary>

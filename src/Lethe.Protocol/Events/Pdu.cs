@@ -17,8 +17,12 @@ public sealed class Pdu
     /// <summary>Most <c>auth_events</c> an event may cite.</summary>
     public const int MaxAuthEvents = 10;
 
-    private Pdu(JsonObject json, RoomVersion version, string eventId, string roomId)
+    /// <summary>The canonical encoding of <see cref="Json"/> when it was computed on the way in (null: encode on demand).</summary>
+    private readonly byte[]? _canonical;
+
+    private Pdu(JsonObject json, RoomVersion version, string eventId, string roomId, byte[]? canonical)
     {
+        _canonical = canonical;
         Json = json;
         RoomVersion = version;
         EventId = eventId;
@@ -84,7 +88,15 @@ public sealed class Pdu
 
     /// <summary>Validates and wraps an event received or built in federation format.</summary>
     /// <exception cref="EventFormatException">The event is malformed for its room version; the message names the field.</exception>
-    public static Pdu FromJson(JsonObject json, RoomVersion version)
+    public static Pdu FromJson(JsonObject json, RoomVersion version) => FromJson(json, version, referenceHash: null);
+
+    /// <summary>
+    /// As <see cref="FromJson(JsonObject, RoomVersion)"/> for an event this server has just signed, taking the
+    /// reference hash <see cref="EventHashing.HashAndSign"/> returned for exactly this JSON instead of encoding the
+    /// redacted event once more.
+    /// </summary>
+    /// <exception cref="EventFormatException">The event is malformed for its room version; the message names the field.</exception>
+    public static Pdu FromJson(JsonObject json, RoomVersion version, byte[]? referenceHash)
     {
         RequireString(json, "type", 255);
         var sender = RequireString(json, "sender", 255);
@@ -138,7 +150,7 @@ public sealed class Pdu
         }
 
         var type = GetString(json, "type");
-        string eventId = EventHashing.ComputeEventId(json, version);
+        string eventId = referenceHash is null ? EventHashing.ComputeEventId(json, version) : EventHashing.EventIdFromReferenceHash(json, version, referenceHash);
         if (!Identifiers.EventId.TryParse(eventId, out _))
         {
             throw new EventFormatException("event_id is not a valid event ID");
@@ -173,7 +185,21 @@ public sealed class Pdu
             throw new EventFormatException("content.redacts must be a string");
         }
 
-        return new Pdu(json, version, eventId, roomId);
+        // The canonical bytes are kept: they are what the write path stores, so the event is encoded in full only once.
+        return new Pdu(json, version, eventId, roomId, canonical);
+    }
+
+    /// <summary>
+    /// Wraps an event this server validated before it stored it (or the redacted form of one), under its known ID:
+    /// no format checks, no encoding, no hashing. Reading events back is far more frequent than storing them, and
+    /// repeating the checks found nothing new: the stored bytes are the ones that passed them.
+    /// </summary>
+    public static Pdu FromStoredJson(JsonObject json, RoomVersion version, string eventId)
+    {
+        var roomId = version.RoomIdIsCreateEventHash && GetString(json, "type") == EventTypes.Create && json["state_key"] is JsonValue
+            ? "!" + eventId[1..]
+            : GetString(json, "room_id") ?? throw new EventFormatException("room_id must be a string");
+        return new Pdu(json, version, eventId, roomId, null);
     }
 
     /// <summary>The event in the client-server format: federation-only fields removed, <c>event_id</c> present.</summary>
@@ -201,8 +227,8 @@ public sealed class Pdu
         return obj;
     }
 
-    /// <summary>Canonical JSON bytes of the federation form: what is stored and sent.</summary>
-    public byte[] ToCanonicalBytes() => CanonicalJson.Encode(Json);
+    /// <summary>Canonical JSON bytes of the federation form: what is stored and sent. The array may be shared: do not modify it.</summary>
+    public byte[] ToCanonicalBytes() => _canonical ?? CanonicalJson.Encode(Json);
 
     /// <inheritdoc />
     public override string ToString() => $"{EventId} ({Type}{(StateKey is null ? "" : ", " + StateKey)})";
