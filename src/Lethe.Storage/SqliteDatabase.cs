@@ -1,5 +1,7 @@
 using System.Data.Common;
+using System.Runtime.CompilerServices;
 using Microsoft.Data.Sqlite;
+using SQLitePCL;
 
 namespace Lethe.Storage;
 
@@ -14,7 +16,12 @@ public sealed class SqliteDatabase : Database
     /// <summary>Commits after which the background checkpointer runs; a few pages each, near SQLite's own 1000-page threshold.</summary>
     private const int CheckpointAfterCommits = 200;
 
+    private static readonly object Configured = new();
+
     private readonly string _connectionString;
+
+    /// <summary>Native connections whose pragmas are set; entries go when the pool closes the connection.</summary>
+    private readonly ConditionalWeakTable<sqlite3, object> _configured = new();
     private readonly SemaphoreSlim _writeLock = new(1, 1);
     private readonly SemaphoreSlim _checkpointing = new(1, 1);
     private SqliteConnection? _writer;
@@ -57,10 +64,17 @@ public sealed class SqliteDatabase : Database
     {
         var conn = new SqliteConnection(_connectionString);
         await conn.OpenAsync(ct);
-        await using var cmd = conn.CreateCommand();
-        // secure_delete overwrites freed pages with zeros, so purged messages do not linger in the file.
-        cmd.CommandText = "PRAGMA secure_delete=ON; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=30000;";
-        await cmd.ExecuteNonQueryAsync(ct);
+        // Pragmas belong to the native connection, which the pool keeps open and hands out again: set them the first
+        // time only (running them on every open cost three statements per read).
+        if (!_configured.TryGetValue(conn.Handle!, out _))
+        {
+            await using var cmd = conn.CreateCommand();
+            // secure_delete overwrites freed pages with zeros, so purged messages do not linger in the file.
+            cmd.CommandText = "PRAGMA secure_delete=ON; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=30000;";
+            await cmd.ExecuteNonQueryAsync(ct);
+            _configured.AddOrUpdate(conn.Handle!, Configured);
+        }
+
         return conn;
     }
 
