@@ -113,7 +113,16 @@ public sealed class SqliteDatabase : Database
         return conn;
     }
 
-    /// <summary>Copies committed WAL frames into the database file without blocking writers (a PASSIVE checkpoint).</summary>
+    /// <summary>
+    /// Copies committed WAL frames into the database file: first alongside the writer (a PASSIVE checkpoint), then
+    /// the few frames committed meanwhile with writes held back for that short moment.
+    /// </summary>
+    /// <remarks>
+    /// SQLite rewinds the WAL to its start only when a write begins after a checkpoint has copied every frame. Under a
+    /// steady stream of sends a concurrent checkpoint never catches up, and the WAL grew without bound (490 MB after
+    /// 10,000 sends in bench/, for a 12 MB database); every commit then appended to an ever larger file. The second,
+    /// brief pass lets the checkpoint complete, so the WAL stays at a few hundred commits' worth of pages.
+    /// </remarks>
     private async Task CheckpointAsync()
     {
         try
@@ -122,6 +131,20 @@ public sealed class SqliteDatabase : Database
             await using var cmd = conn.CreateCommand();
             cmd.CommandText = "PRAGMA wal_checkpoint(PASSIVE);";
             await cmd.ExecuteNonQueryAsync();
+            // Shutting down (DisposeAsync holds the write lock for good), or writes are stuck: the next round catches up.
+            if (Volatile.Read(ref _disposed) == 1 || !await _writeLock.WaitAsync(TimeSpan.FromSeconds(1)))
+            {
+                return;
+            }
+
+            try
+            {
+                await cmd.ExecuteNonQueryAsync();
+            }
+            finally
+            {
+                _writeLock.Release();
+            }
         }
         catch (SqliteException)
         {
