@@ -1,3 +1,4 @@
+using System.Buffers;
 using Lethe.Protocol.Events;
 using Lethe.Protocol.Json;
 using Lethe.Storage;
@@ -32,15 +33,19 @@ public sealed class StoredEvent
     /// <summary>Parses a row for its room version.</summary>
     public static StoredEvent FromRow(EventRow row, RoomVersion version)
     {
-        var json = CanonicalJson.ParseObject(row.Json);
-        if (row.RedactedBy is not null)
+        // The row passed Pdu.FromJson's checks when it was stored, and its ID is known: no need to validate and hash it again.
+        if (row.RedactedBy is null)
         {
-            json = Redaction.Redact(json, version);
+            return new StoredEvent(row, Pdu.FromStoredBytes(row.Json, version, row.EventId));
         }
 
-        // The row passed Pdu.FromJson's checks when it was stored, and its ID is known: no need to validate and hash it again.
-        return new StoredEvent(row, Pdu.FromStoredJson(json, version, row.EventId));
+        var buffer = new ArrayBufferWriter<byte>(row.Json.Length);
+        Redaction.WriteRedacted(buffer, CanonicalJson.ParseObject(row.Json), version);
+        return new StoredEvent(row, Pdu.FromStoredBytes(buffer.WrittenSpan.ToArray(), version, row.EventId));
     }
+
+    /// <summary>The same event with a compact <see cref="Pdu"/>, as caches keep it.</summary>
+    public StoredEvent Compact() => Pdu.Compact() is var compact && ReferenceEquals(compact, Pdu) ? this : new StoredEvent(Row, compact);
 
     /// <summary>Wraps a freshly persisted event.</summary>
     public static StoredEvent Persisted(EventRow row, Pdu pdu) => new(row, pdu);

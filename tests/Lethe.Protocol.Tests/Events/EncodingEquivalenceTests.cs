@@ -173,9 +173,9 @@ public class EncodingEquivalenceTests
                 var stored = CanonicalJson.ParseObject(validated.ToCanonicalBytes());
                 foreach (var form in new[] { stored, Redaction.Redact(stored, version) })
                 {
-                    var reread = Pdu.FromStoredJson(form, version, validated.EventId);
+                    var reread = Pdu.FromStoredBytes(CanonicalJson.Encode(form), version, validated.EventId);
                     var checkedAgain = Pdu.FromJson(form, version);
-                    foreach (var (pdu, expected) in new[] { (reread, checkedAgain), (signed, validated) })
+                    foreach (var (pdu, expected) in new[] { (reread, checkedAgain), (signed, validated), (signed.Compact(), validated), (reread.Compact(), checkedAgain) })
                     {
                         Assert.Equal(expected.EventId, pdu.EventId);
                         Assert.Equal(expected.RoomId, pdu.RoomId);
@@ -188,6 +188,10 @@ public class EncodingEquivalenceTests
                         Assert.Equal(expected.AuthEvents, pdu.AuthEvents);
                         Assert.Equal(expected.Redacts, pdu.Redacts);
                         Assert.Equal(expected.Membership, pdu.Membership);
+                        Assert.Equal(CanonicalJson.Encode(expected.Content), CanonicalJson.Encode(pdu.Content));
+                        Assert.True(ReferenceEquals(pdu, signed) || pdu.Content.Parent is null, "a compact PDU keeps its content, not the tree");
+                        Assert.Equal(CanonicalJson.Encode(expected.Json), CanonicalJson.Encode(pdu.Json));
+                        Assert.Equal(expected.ToCanonicalBytes(), pdu.ToCanonicalBytes());
                     }
 
                     Assert.Equal(CanonicalJson.Encode(form), reread.ToCanonicalBytes());
