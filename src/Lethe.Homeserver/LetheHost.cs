@@ -118,7 +118,10 @@ public sealed partial class LetheHost : IAsyncDisposable
     private static WebApplication Build(HomeserverServices services, Action<ILoggingBuilder>? logging, out RetentionPurger purger, out SelfDestruct selfDestruct)
     {
         var config = services.Config;
-        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
+        // Lethe's configuration is homeserver.yaml; the host's own appsettings.json is read once and never watched. Watching
+        // it puts a recursive file watcher on the working directory, which usually holds the data folder: every SQLite
+        // write then woke the watcher thread (8% of the server's CPU during bench/ send-seq).
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = ["--hostBuilder:reloadConfigOnChange=false"] });
         builder.Logging.ClearProviders();
         if (logging is null)
         {

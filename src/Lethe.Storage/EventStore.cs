@@ -59,30 +59,36 @@ public sealed class EventStore(Database db)
 
     /// <summary>Inserts an event in the caller's transaction.</summary>
     public static Task InsertAsync(DbTransaction tx, EventRow e) =>
-        tx.Connection!.ExecuteAsync(
+        WriteCommands.ExecuteAsync(
+            tx,
             $"INSERT INTO events ({Columns}) VALUES (@EventId, @StreamOrdering, @RoomId, @Type, @StateKey, @Sender, @OriginServerTs, @Depth, @StateGroup, @Json, @RejectedReason, @RedactedBy, @ReceivedTs, @SenderDevice, @TxnId)",
-            e, tx);
+            ("EventId", e.EventId), ("StreamOrdering", e.StreamOrdering), ("RoomId", e.RoomId), ("Type", e.Type), ("StateKey", e.StateKey),
+            ("Sender", e.Sender), ("OriginServerTs", e.OriginServerTs), ("Depth", e.Depth), ("StateGroup", e.StateGroup), ("Json", e.Json),
+            ("RejectedReason", e.RejectedReason), ("RedactedBy", e.RedactedBy), ("ReceivedTs", e.ReceivedTs), ("SenderDevice", e.SenderDevice), ("TxnId", e.TxnId));
 
     /// <summary>Replaces the cited prev_events by the new event among the room's forward extremities.</summary>
     public static async Task UpdateForwardExtremitiesAsync(DbTransaction tx, string roomId, IEnumerable<string> prevEvents, string eventId)
     {
-        await tx.Connection!.ExecuteAsync(
-            "DELETE FROM room_forward_extremities WHERE room_id = @roomId AND event_id = @prev",
-            prevEvents.Select(prev => new { roomId, prev }), tx);
-        await tx.Connection!.ExecuteAsync(
-            "INSERT INTO room_forward_extremities (room_id, event_id) VALUES (@roomId, @eventId) ON CONFLICT DO NOTHING", new { roomId, eventId }, tx);
+        foreach (var prev in prevEvents)
+        {
+            await WriteCommands.ExecuteAsync(tx, "DELETE FROM room_forward_extremities WHERE room_id = @roomId AND event_id = @prev", ("roomId", roomId), ("prev", prev));
+        }
+
+        await WriteCommands.ExecuteAsync(
+            tx, "INSERT INTO room_forward_extremities (room_id, event_id) VALUES (@roomId, @eventId) ON CONFLICT DO NOTHING", ("roomId", roomId), ("eventId", eventId));
     }
 
     /// <summary>Marks an event as redacted by a redaction event, in the caller's transaction.</summary>
     public static Task MarkRedactedAsync(DbTransaction tx, string eventId, string redactionId) =>
-        tx.Connection!.ExecuteAsync(
-            "UPDATE events SET redacted_by = @redactionId WHERE event_id = @eventId AND redacted_by IS NULL", new { eventId, redactionId }, tx);
+        WriteCommands.ExecuteAsync(
+            tx, "UPDATE events SET redacted_by = @redactionId WHERE event_id = @eventId AND redacted_by IS NULL", ("redactionId", redactionId), ("eventId", eventId));
 
     /// <summary>Records an event's relation, in the caller's transaction.</summary>
     public static Task InsertRelationAsync(DbTransaction tx, string eventId, string roomId, string relatesTo, string relType, string? aggregationKey) =>
-        tx.Connection!.ExecuteAsync(
+        WriteCommands.ExecuteAsync(
+            tx,
             "INSERT INTO event_relations (event_id, room_id, relates_to_id, rel_type, aggregation_key) VALUES (@eventId, @roomId, @relatesTo, @relType, @aggregationKey) ON CONFLICT DO NOTHING",
-            new { eventId, roomId, relatesTo, relType, aggregationKey }, tx);
+            ("eventId", eventId), ("roomId", roomId), ("relatesTo", relatesTo), ("relType", relType), ("aggregationKey", aggregationKey));
 
     /// <summary>One event, or null.</summary>
     public Task<EventRow?> GetAsync(string eventId, CancellationToken ct = default) =>

@@ -40,7 +40,7 @@ public sealed class RoomStore(Database db)
 
     /// <summary>Records the room's current state group in the caller's transaction.</summary>
     public static Task SetCurrentStateGroupAsync(DbTransaction tx, string roomId, long group) =>
-        tx.Connection!.ExecuteAsync("UPDATE rooms SET current_state_group = @group WHERE room_id = @roomId", new { roomId, group }, tx);
+        WriteCommands.ExecuteAsync(tx, "UPDATE rooms SET current_state_group = @group WHERE room_id = @roomId", ("group", group), ("roomId", roomId));
 
     /// <summary>Publishes or unpublishes a room in the directory.</summary>
     public Task SetPublicAsync(string roomId, bool isPublic, CancellationToken ct = default) =>
@@ -56,11 +56,19 @@ public sealed class RoomStore(Database db)
             "SELECT event_id FROM event_txns WHERE user_id = @userId AND device_id = @deviceId AND scope = @scope AND txn_id = @txnId",
             new { userId, deviceId, scope, txnId }), ct);
 
+    /// <summary>The event a transaction ID produced, or null, read in the caller's (write) transaction.</summary>
+    public static async Task<string?> GetTxnAsync(DbTransaction tx, string userId, string deviceId, string scope, string txnId) =>
+        (string?)await WriteCommands.ScalarAsync(
+            tx,
+            "SELECT event_id FROM event_txns WHERE user_id = @userId AND device_id = @deviceId AND scope = @scope AND txn_id = @txnId",
+            ("userId", userId), ("deviceId", deviceId), ("scope", scope), ("txnId", txnId));
+
     /// <summary>Records a transaction ID in the caller's transaction (with the event, so both commit or neither).</summary>
     public static Task InsertTxnAsync(DbTransaction tx, string userId, string deviceId, string scope, string txnId, string eventId, long now) =>
-        tx.Connection!.ExecuteAsync(
+        WriteCommands.ExecuteAsync(
+            tx,
             "INSERT INTO event_txns (user_id, device_id, scope, txn_id, event_id, created_ts) VALUES (@userId, @deviceId, @scope, @txnId, @eventId, @now)",
-            new { userId, deviceId, scope, txnId, eventId, now }, tx);
+            ("userId", userId), ("deviceId", deviceId), ("scope", scope), ("txnId", txnId), ("eventId", eventId), ("now", now));
 
     /// <summary>Marks a room forgotten (or not) by a user.</summary>
     public Task SetForgottenAsync(string userId, string roomId, bool forgotten, CancellationToken ct = default) =>

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Data.Common;
+using System.Globalization;
 using Dapper;
 using Lethe.Protocol.Events;
 
@@ -21,12 +22,11 @@ public sealed class StateStore(Database db)
     /// </summary>
     public async Task<long> CreateGroupAsync(DbTransaction tx, string roomId, long? prevGroup, IReadOnlyDictionary<StateKey, string> delta, IReadOnlyDictionary<StateKey, string> full)
     {
-        var conn = tx.Connection!;
         var id = await StreamPositions.NextAsync(tx, "state_groups");
         var chain = 0;
         if (prevGroup is { } p)
         {
-            chain = await conn.ExecuteScalarAsync<int>("SELECT chain_length FROM state_groups WHERE id = @p", new { p }, tx) + 1;
+            chain = Convert.ToInt32(await WriteCommands.ScalarAsync(tx, "SELECT chain_length FROM state_groups WHERE id = @p", ("p", p)) ?? 0, CultureInfo.InvariantCulture) + 1;
         }
 
         var entries = delta;
@@ -37,10 +37,15 @@ public sealed class StateStore(Database db)
             entries = full;
         }
 
-        await conn.ExecuteAsync("INSERT INTO state_groups (id, room_id, prev_group, chain_length) VALUES (@id, @roomId, @prevGroup, @chain)",
-            new { id, roomId, prevGroup, chain }, tx);
-        await conn.ExecuteAsync("INSERT INTO state_group_entries (state_group, type, state_key, event_id) VALUES (@id, @Type, @Key, @EventId)",
-            entries.Select(kv => new { id, kv.Key.Type, kv.Key.Key, EventId = kv.Value }), tx);
+        await WriteCommands.ExecuteAsync(
+            tx, "INSERT INTO state_groups (id, room_id, prev_group, chain_length) VALUES (@id, @roomId, @prevGroup, @chain)",
+            ("id", id), ("roomId", roomId), ("prevGroup", prevGroup), ("chain", chain));
+        foreach (var (key, eventId) in entries)
+        {
+            await WriteCommands.ExecuteAsync(
+                tx, "INSERT INTO state_group_entries (state_group, type, state_key, event_id) VALUES (@id, @Type, @Key, @EventId)",
+                ("id", id), ("Type", key.Type), ("Key", key.Key), ("EventId", eventId));
+        }
         _groups[id] = full;
         return id;
     }
@@ -104,11 +109,13 @@ public sealed class StateStore(Database db)
 
     /// <summary>Sets one entry of a room's current state in the caller's transaction.</summary>
     public static Task SetCurrentAsync(DbTransaction tx, string roomId, StateKey key, string eventId, string? membership) =>
-        tx.Connection!.ExecuteAsync(
+        WriteCommands.ExecuteAsync(
+            tx,
             """
             INSERT INTO current_state (room_id, type, state_key, event_id, membership) VALUES (@roomId, @Type, @Key, @eventId, @membership)
             ON CONFLICT (room_id, type, state_key) DO UPDATE SET event_id = @eventId, membership = @membership
-            """, new { roomId, key.Type, key.Key, eventId, membership }, tx);
+            """,
+            ("roomId", roomId), ("Type", key.Type), ("Key", key.Key), ("eventId", eventId), ("membership", membership));
 
     /// <summary>A room's current state (key → event ID).</summary>
     public Task<Dictionary<StateKey, string>> CurrentAsync(string roomId, CancellationToken ct = default) =>

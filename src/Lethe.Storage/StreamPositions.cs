@@ -1,4 +1,5 @@
 using System.Data.Common;
+using System.Globalization;
 using Dapper;
 
 namespace Lethe.Storage;
@@ -14,22 +15,15 @@ public static class StreamPositions
     /// <summary>Allocates the next position of <paramref name="stream"/> in the caller's transaction.</summary>
     public static async Task<long> NextAsync(DbTransaction tx, string stream, int count = 1)
     {
-        var conn = tx.Connection!;
-        var next = await conn.ExecuteScalarAsync<long?>(
-            "UPDATE stream_positions SET position = position + @count WHERE stream = @stream RETURNING position",
-            new { stream, count }, tx);
-        if (next is { } n)
+        const string Allocate = "UPDATE stream_positions SET position = position + @count WHERE stream = @stream RETURNING position";
+        if (await WriteCommands.ScalarAsync(tx, Allocate, ("count", count), ("stream", stream)) is { } n)
         {
-            return n - count + 1;
+            return Convert.ToInt64(n, CultureInfo.InvariantCulture) - count + 1;
         }
 
-        await conn.ExecuteAsync(
-            "INSERT INTO stream_positions (stream, position) VALUES (@stream, 0) ON CONFLICT (stream) DO NOTHING",
-            new { stream }, tx);
-        next = await conn.ExecuteScalarAsync<long>(
-            "UPDATE stream_positions SET position = position + @count WHERE stream = @stream RETURNING position",
-            new { stream, count }, tx);
-        return next.Value - count + 1;
+        await WriteCommands.ExecuteAsync(tx, "INSERT INTO stream_positions (stream, position) VALUES (@stream, 0) ON CONFLICT (stream) DO NOTHING", ("stream", stream));
+        var next = await WriteCommands.ScalarAsync(tx, Allocate, ("count", count), ("stream", stream));
+        return Convert.ToInt64(next, CultureInfo.InvariantCulture) - count + 1;
     }
 
     /// <summary>The newest committed position of <paramref name="stream"/> (0 when nothing was ever allocated).</summary>

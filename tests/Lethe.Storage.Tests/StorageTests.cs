@@ -46,6 +46,36 @@ public abstract class StorageTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task MigrationSixKeepsTransactionIdsAndForwardExtremities()
+    {
+        // A database as the previous release left it: migrations 1-5 and some rows in the tables 6 rebuilds.
+        var options = TestDatabases.New(Engine);
+        await using (var old = Engine == DatabaseEngine.Sqlite ? (Database)new SqliteDatabase(options) : new PostgresDatabase(options))
+        {
+            await old.WriteAsync(async tx =>
+            {
+                var c = tx.Connection!;
+                await c.ExecuteAsync("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_ts BIGINT NOT NULL)", transaction: tx);
+                foreach (var script in new Migrator(old).Scripts().Where(s => s.Version < 6))
+                {
+                    await c.ExecuteAsync(script.Sql, transaction: tx);
+                    await c.ExecuteAsync("INSERT INTO schema_migrations (version, name, applied_ts) VALUES (@Version, @Name, 0)", new { script.Version, script.Name }, tx);
+                }
+
+                await c.ExecuteAsync("INSERT INTO rooms (room_id, room_version, creator, is_public, created_ts) VALUES ('!r:hs', '11', '@u:hs', FALSE, 0)", transaction: tx);
+                await c.ExecuteAsync("INSERT INTO room_forward_extremities (room_id, event_id) VALUES ('!r:hs', '$tip')", transaction: tx);
+                await c.ExecuteAsync("INSERT INTO event_txns (user_id, device_id, scope, txn_id, event_id, created_ts) VALUES ('@u:hs', 'D', 'send:!r:hs', 't1', '$sent', 5)", transaction: tx);
+            });
+        }
+
+        await using var db = await Database.OpenAsync(options);
+        Assert.Equal(new Migrator(db).Scripts().Count, await Migrator.CurrentVersionAsync(db));
+        Assert.Equal(["$tip"], await new EventStore(db).ForwardExtremitiesAsync("!r:hs"));
+        Assert.Equal("$sent", await new RoomStore(db).GetTxnAsync("@u:hs", "D", "send:!r:hs", "t1"));
+        Assert.Equal("$sent", await db.WriteAsync(tx => RoomStore.GetTxnAsync(tx, "@u:hs", "D", "send:!r:hs", "t1")));
+    }
+
+    [Fact]
     public async Task ADatabaseFromANewerLetheIsRefused()
     {
         await Db.WriteAsync(tx => tx.Connection!.ExecuteAsync(

@@ -68,8 +68,8 @@ public sealed class EventCache(EventStore events, RoomDirectory rooms) : IDispos
         return result;
     }
 
-    /// <summary>Caches a freshly persisted event.</summary>
-    public void Put(StoredEvent e) => _cache.Set(e.EventId, e, new MemoryCacheEntryOptions { Size = 1 });
+    /// <summary>Caches a freshly persisted event, in its compact form (a parsed event's whole tree is several times its size).</summary>
+    public void Put(StoredEvent e) => _cache.Set(e.EventId, e.Compact(), new MemoryCacheEntryOptions { Size = 1 });
 
     /// <summary>Drops an event (after a redaction changes how it is served).</summary>
     public void Forget(string eventId) => _cache.Remove(eventId);

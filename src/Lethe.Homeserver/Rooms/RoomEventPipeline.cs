@@ -66,8 +66,7 @@ public sealed class RoomEventPipeline(
         }
 
         Stamp(json, version);
-        EventHashing.HashAndSign(json, version, hs.ServerName, hs.SigningKey);
-        var pdu = ToPdu(json, version);
+        var pdu = ToPdu(json, version, EventHashing.HashAndSign(json, version, hs.ServerName, hs.SigningKey));
         var decision = EventAuthorizer.Default.CheckWithState(pdu, new Dictionary<StateKey, Pdu>());
         if (!decision.IsAllowed)
         {
@@ -99,15 +98,43 @@ public sealed class RoomEventPipeline(
 
     /// <summary>Builds, authorizes and persists a local event. A repeated transaction ID returns the original event.</summary>
     /// <exception cref="MatrixException">404 for an unknown room, 403 when the auth rules reject the event, 400/413 for a malformed or oversized one.</exception>
+    /// <remarks>
+    /// The transaction ID is looked up inside the write transaction, so a send costs no separate read. A retry whose
+    /// original succeeded still returns the original event when building or authorizing it again fails (the sender
+    /// has left since, say): the failure path looks the transaction ID up before reporting the error.
+    /// </remarks>
     public async Task<StoredEvent> SendAsync(LocalEvent request, CancellationToken ct)
     {
         using var held = await locks.AcquireAsync(request.RoomId, ct);
-        if (request is { TxnId: { } txnId, TxnScope: { } scope, SenderDevice: { } device }
-            && await hs.RoomStore.GetTxnAsync(request.Sender, device, scope, txnId, ct) is { } earlier)
+        string? earlier;
+        try
         {
-            return await events.GetAsync(earlier, ct) ?? throw MatrixException.Internal();
+            var (stored, repeated) = await BuildAndPersistAsync(request, ct);
+            if (stored is not null)
+            {
+                return stored;
+            }
+
+            earlier = repeated;
+        }
+        catch (MatrixException) when (request is { TxnId: not null, TxnScope: not null, SenderDevice: not null })
+        {
+            earlier = await hs.RoomStore.GetTxnAsync(request.Sender, request.SenderDevice, request.TxnScope, request.TxnId, ct);
+            if (earlier is null)
+            {
+                throw;
+            }
         }
 
+        return await events.GetAsync(earlier!, ct) ?? throw MatrixException.Internal();
+    }
+
+    /// <summary>
+    /// The body of <see cref="SendAsync"/>, under the room's lock: the persisted event, or (null, the earlier event's
+    /// ID) when the transaction ID turns out to have been used already, in which case nothing is written.
+    /// </summary>
+    private async Task<(StoredEvent? Stored, string? Earlier)> BuildAndPersistAsync(LocalEvent request, CancellationToken ct)
+    {
         var snap = await snapshots.GetAsync(request.RoomId, ct) ?? throw MatrixException.NotFound("Unknown room");
         var version = snap.Version;
         var json = new JsonObject
@@ -135,8 +162,7 @@ public sealed class RoomEventPipeline(
         json["prev_events"] = References(prevIds, referenced, version);
         json["auth_events"] = References(authIds, referenced, version);
         Stamp(json, version);
-        EventHashing.HashAndSign(json, version, hs.ServerName, hs.SigningKey);
-        var pdu = ToPdu(json, version);
+        var pdu = ToPdu(json, version, EventHashing.HashAndSign(json, version, hs.ServerName, hs.SigningKey));
 
         var authState = new Dictionary<StateKey, Pdu>();
         foreach (var id in authIds.Append(snap.StateEventId(EventTypes.Create)!))
@@ -155,8 +181,15 @@ public sealed class RoomEventPipeline(
         var stateAfter = snap.State;
         var groupAfter = snap.StateGroup;
         var memberships = snap.Memberships;
+        var txn = request is { TxnId: { } txnId, TxnScope: { } scope, SenderDevice: { } device } ? (txnId, scope, device) : default;
+        string? earlier = null;
         var row = await hs.Database.WriteAsync(async tx =>
         {
+            if (txn.txnId is not null && (earlier = await RoomStore.GetTxnAsync(tx, request.Sender, txn.device, txn.scope, txn.txnId)) is not null)
+            {
+                return null;
+            }
+
             if (pdu.IsState)
             {
                 stateAfter = snap.State.SetItem(pdu.StateMapKey, pdu.EventId);
@@ -168,9 +201,9 @@ public sealed class RoomEventPipeline(
 
             var r = await InsertAsync(tx, pdu, snap.StateGroup, request);
             await EventStore.UpdateForwardExtremitiesAsync(tx, snap.RoomId, pdu.PrevEvents, pdu.EventId);
-            if (request is { TxnId: { } t, TxnScope: { } s, SenderDevice: { } d })
+            if (txn.txnId is not null)
             {
-                await RoomStore.InsertTxnAsync(tx, request.Sender, d, s, t, pdu.EventId, r.ReceivedTs);
+                await RoomStore.InsertTxnAsync(tx, request.Sender, txn.device, txn.scope, txn.txnId, pdu.EventId, r.ReceivedTs);
             }
 
             if (Relation.Of(pdu.Content) is { } rel)
@@ -185,6 +218,11 @@ public sealed class RoomEventPipeline(
 
             return r;
         }, ct);
+
+        if (row is null)
+        {
+            return (null, earlier);
+        }
 
         if (pdu.Membership is { } membership)
         {
@@ -202,7 +240,7 @@ public sealed class RoomEventPipeline(
         snapshots.Set(after);
         streams.Advance(StreamTracker.Events, row.StreamOrdering);
         notifier.EventPersisted(pdu, row.StreamOrdering, after.Memberships);
-        return stored;
+        return (stored, null);
     }
 
     /// <summary>
@@ -288,11 +326,11 @@ public sealed class RoomEventPipeline(
         return array;
     }
 
-    private static Pdu ToPdu(JsonObject json, RoomVersion version)
+    private static Pdu ToPdu(JsonObject json, RoomVersion version, byte[] referenceHash)
     {
         try
         {
-            return Pdu.FromJson(json, version);
+            return Pdu.FromJson(json, version, referenceHash);
         }
         catch (EventFormatException e) when (e.Message.Contains("the limit is", StringComparison.Ordinal))
         {

@@ -1,3 +1,4 @@
+using System.Buffers;
 using Lethe.Protocol.Events;
 using Lethe.Protocol.Json;
 using Lethe.Storage;
@@ -32,21 +33,31 @@ public sealed class StoredEvent
     /// <summary>Parses a row for its room version.</summary>
     public static StoredEvent FromRow(EventRow row, RoomVersion version)
     {
-        var json = CanonicalJson.ParseObject(row.Json);
-        if (row.RedactedBy is not null)
+        // The row passed Pdu.FromJson's checks when it was stored, and its ID is known: no need to validate and hash it again.
+        if (row.RedactedBy is null)
         {
-            json = Redaction.Redact(json, version);
+            return new StoredEvent(row, Pdu.FromStoredBytes(row.Json, version, row.EventId));
         }
 
-        return new StoredEvent(row, Pdu.FromJson(json, version));
+        return new StoredEvent(row, RedactedPdu(CanonicalJson.ParseObject(row.Json), version, row.EventId));
     }
 
     /// <summary>The same event with its content redacted: how an expired event that must stay in the DAG is served.</summary>
     public StoredEvent AsRedacted() =>
-        IsExpiredView ? this : new StoredEvent(Row, Pdu.FromJson(Redaction.Redact(Pdu.Json, Pdu.RoomVersion), Pdu.RoomVersion)) { IsExpiredView = true };
+        IsExpiredView ? this : new StoredEvent(Row, RedactedPdu(Pdu.Json, Pdu.RoomVersion, EventId)) { IsExpiredView = true };
+
+    private static Pdu RedactedPdu(System.Text.Json.Nodes.JsonObject json, RoomVersion version, string eventId)
+    {
+        var buffer = new ArrayBufferWriter<byte>(256);
+        Redaction.WriteRedacted(buffer, json, version);
+        return Pdu.FromStoredBytes(buffer.WrittenSpan.ToArray(), version, eventId);
+    }
 
     /// <summary>True for the redacted view of an expired event made by <see cref="AsRedacted"/>.</summary>
     public bool IsExpiredView { get; private init; }
+
+    /// <summary>The same event with a compact <see cref="Pdu"/>, as caches keep it.</summary>
+    public StoredEvent Compact() => Pdu.Compact() is var compact && ReferenceEquals(compact, Pdu) ? this : new StoredEvent(Row, compact);
 
     /// <summary>Wraps a freshly persisted event.</summary>
     public static StoredEvent Persisted(EventRow row, Pdu pdu) => new(row, pdu);

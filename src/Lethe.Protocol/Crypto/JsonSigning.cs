@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Text.Json.Nodes;
 using Lethe.Protocol.Json;
 
@@ -7,21 +8,7 @@ namespace Lethe.Protocol.Crypto;
 public static class JsonSigning
 {
     /// <summary>Canonical bytes of an object without its <c>signatures</c> and <c>unsigned</c> members: what a signature covers.</summary>
-    public static byte[] SigningBytes(JsonObject obj)
-    {
-        var copy = new JsonObject();
-        foreach (var kv in obj)
-        {
-            if (kv.Key is "signatures" or "unsigned")
-            {
-                continue;
-            }
-
-            copy[kv.Key] = kv.Value?.DeepClone();
-        }
-
-        return CanonicalJson.Encode(copy);
-    }
+    public static byte[] SigningBytes(JsonObject obj) => CanonicalJson.EncodeWithout(obj, "signatures", "unsigned");
 
     /// <summary>Adds a signature by <paramref name="entity"/> with <paramref name="key"/> to the object, in place, and returns the base64 signature.</summary>
     public static string Sign(JsonObject obj, string entity, SigningKey key)
@@ -46,11 +33,7 @@ public static class JsonSigning
     /// <summary>True when <paramref name="obj"/> carries a valid signature by <paramref name="entity"/> under <paramref name="keyId"/> for the given public key.</summary>
     public static bool Verify(JsonObject obj, string entity, string keyId, ReadOnlySpan<byte> publicKey)
     {
-        if (obj["signatures"] is not JsonObject signatures
-            || signatures[entity] is not JsonObject mine
-            || mine[keyId] is not JsonValue sigValue
-            || !sigValue.TryGetValue<string>(out var sigText)
-            || !Base64Unpadded.TryDecode(sigText, out var sig))
+        if (!TryGetSignature(obj, entity, keyId, out var sig))
         {
             return false;
         }
@@ -66,6 +49,17 @@ public static class JsonSigning
         }
 
         return Ed25519.Verify(sig, bytes, publicKey);
+    }
+
+    /// <summary>The decoded signature by <paramref name="entity"/> under <paramref name="keyId"/>, if the object carries a well-formed one.</summary>
+    public static bool TryGetSignature(JsonObject obj, string entity, string keyId, [NotNullWhen(true)] out byte[]? signature)
+    {
+        signature = null;
+        return obj["signatures"] is JsonObject signatures
+            && signatures[entity] is JsonObject mine
+            && mine[keyId] is JsonValue sigValue
+            && sigValue.TryGetValue<string>(out var sigText)
+            && Base64Unpadded.TryDecode(sigText, out signature);
     }
 
     /// <summary>The ed25519 key IDs under which <paramref name="entity"/> signed the object.</summary>

@@ -6,6 +6,11 @@ using Lethe.Protocol.Json;
 namespace Lethe.Protocol.Events;
 
 /// <summary>A room event in federation format (a persistent data unit), validated for its room version. Treat the JSON as immutable.</summary>
+/// <remarks>
+/// A PDU read back from storage, or compacted for a cache, keeps its content, the fields read often and its canonical
+/// bytes, but not the whole JSON tree: a parsed event takes several times its encoded size, and a cache of thousands
+/// of events was most of the server's heap. <see cref="Json"/> re-reads such an event's tree from its bytes.
+/// </remarks>
 public sealed class Pdu
 {
     /// <summary>Largest event allowed, in bytes of canonical JSON including signatures.</summary>
@@ -17,9 +22,17 @@ public sealed class Pdu
     /// <summary>Most <c>auth_events</c> an event may cite.</summary>
     public const int MaxAuthEvents = 10;
 
-    private Pdu(JsonObject json, RoomVersion version, string eventId, string roomId)
+    /// <summary>The whole event, when this PDU keeps it; null for a compact one (see the remarks).</summary>
+    private readonly JsonObject? _json;
+
+    /// <summary>The canonical encoding of the event when known (always, for a compact PDU); null: encode on demand.</summary>
+    private readonly byte[]? _canonical;
+
+    /// <summary>Wraps a parsed event. Unless <paramref name="keepTree"/>, the tree is the caller's to give away: its content is detached and kept, the rest dropped.</summary>
+    private Pdu(JsonObject json, RoomVersion version, string eventId, string roomId, byte[]? canonical, bool keepTree)
     {
-        Json = json;
+        _canonical = canonical;
+        _json = keepTree ? json : null;
         RoomVersion = version;
         EventId = eventId;
         RoomId = roomId;
@@ -32,10 +45,36 @@ public sealed class Pdu
         PrevEvents = ReadEventRefs(json["prev_events"] as JsonArray, version);
         AuthEvents = ReadEventRefs(json["auth_events"] as JsonArray, version);
         Redacts = version.RedactsInContent ? GetString(Content, "redacts") : GetString(json, "redacts");
+        if (!keepTree)
+        {
+            // Otherwise the content's parent link would keep the whole tree alive.
+            json.Remove("content");
+        }
     }
 
-    /// <summary>The whole event as it travels over federation (no <c>event_id</c> from room version 3 on).</summary>
-    public JsonObject Json { get; }
+    /// <summary>A compact copy of <paramref name="full"/>: the same fields and bytes, a copy of its content, no tree.</summary>
+    private Pdu(Pdu full)
+    {
+        _canonical = full.ToCanonicalBytes();
+        RoomVersion = full.RoomVersion;
+        EventId = full.EventId;
+        RoomId = full.RoomId;
+        Type = full.Type;
+        Sender = full.Sender;
+        StateKey = full.StateKey;
+        Content = (JsonObject)full.Content.DeepClone();
+        OriginServerTs = full.OriginServerTs;
+        Depth = full.Depth;
+        PrevEvents = full.PrevEvents;
+        AuthEvents = full.AuthEvents;
+        Redacts = full.Redacts;
+    }
+
+    /// <summary>
+    /// The whole event as it travels over federation (no <c>event_id</c> from room version 3 on). For a compact PDU
+    /// this is parsed anew from its bytes on each access: keep the result when it is needed more than once.
+    /// </summary>
+    public JsonObject Json => _json ?? CanonicalJson.ParseObject(_canonical!);
 
     /// <summary>The room version whose rules this event follows.</summary>
     public RoomVersion RoomVersion { get; }
@@ -84,7 +123,15 @@ public sealed class Pdu
 
     /// <summary>Validates and wraps an event received or built in federation format.</summary>
     /// <exception cref="EventFormatException">The event is malformed for its room version; the message names the field.</exception>
-    public static Pdu FromJson(JsonObject json, RoomVersion version)
+    public static Pdu FromJson(JsonObject json, RoomVersion version) => FromJson(json, version, referenceHash: null);
+
+    /// <summary>
+    /// As <see cref="FromJson(JsonObject, RoomVersion)"/> for an event this server has just signed, taking the
+    /// reference hash <see cref="EventHashing.HashAndSign"/> returned for exactly this JSON instead of encoding the
+    /// redacted event once more.
+    /// </summary>
+    /// <exception cref="EventFormatException">The event is malformed for its room version; the message names the field.</exception>
+    public static Pdu FromJson(JsonObject json, RoomVersion version, byte[]? referenceHash)
     {
         RequireString(json, "type", 255);
         var sender = RequireString(json, "sender", 255);
@@ -138,7 +185,7 @@ public sealed class Pdu
         }
 
         var type = GetString(json, "type");
-        string eventId = EventHashing.ComputeEventId(json, version);
+        string eventId = referenceHash is null ? EventHashing.ComputeEventId(json, version) : EventHashing.EventIdFromReferenceHash(json, version, referenceHash);
         if (!Identifiers.EventId.TryParse(eventId, out _))
         {
             throw new EventFormatException("event_id is not a valid event ID");
@@ -173,8 +220,28 @@ public sealed class Pdu
             throw new EventFormatException("content.redacts must be a string");
         }
 
-        return new Pdu(json, version, eventId, roomId);
+        // The canonical bytes are kept: they are what the write path stores, so the event is encoded in full only once.
+        return new Pdu(json, version, eventId, roomId, canonical, keepTree: true);
     }
+
+    /// <summary>
+    /// A compact PDU for the canonical bytes of an event this server validated before it stored it (or of the
+    /// redacted form of one), under its known ID: no format checks, no encoding, no hashing. Reading events back is
+    /// far more frequent than storing them, and repeating the checks would find nothing new: the stored bytes are
+    /// the ones that passed them. The array is kept (as <see cref="ToCanonicalBytes"/>); do not modify it.
+    /// </summary>
+    /// <exception cref="CanonicalJsonException">The bytes are not a JSON object.</exception>
+    public static Pdu FromStoredBytes(byte[] canonical, RoomVersion version, string eventId)
+    {
+        var json = CanonicalJson.ParseObject(canonical);
+        var roomId = version.RoomIdIsCreateEventHash && GetString(json, "type") == EventTypes.Create && json["state_key"] is JsonValue
+            ? "!" + eventId[1..]
+            : GetString(json, "room_id") ?? throw new EventFormatException("room_id must be a string");
+        return new Pdu(json, version, eventId, roomId, canonical, keepTree: false);
+    }
+
+    /// <summary>This event in the compact form caches keep (see the remarks on <see cref="Pdu"/>); itself when already compact.</summary>
+    public Pdu Compact() => _json is null ? this : new Pdu(this);
 
     /// <summary>The event in the client-server format: federation-only fields removed, <c>event_id</c> present.</summary>
     public JsonObject ToClientFormat()
@@ -201,8 +268,8 @@ public sealed class Pdu
         return obj;
     }
 
-    /// <summary>Canonical JSON bytes of the federation form: what is stored and sent.</summary>
-    public byte[] ToCanonicalBytes() => CanonicalJson.Encode(Json);
+    /// <summary>Canonical JSON bytes of the federation form: what is stored and sent. The array may be shared: do not modify it.</summary>
+    public byte[] ToCanonicalBytes() => _canonical ?? CanonicalJson.Encode(Json);
 
     /// <inheritdoc />
     public override string ToString() => $"{EventId} ({Type}{(StateKey is null ? "" : ", " + StateKey)})";

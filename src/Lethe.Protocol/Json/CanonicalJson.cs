@@ -188,9 +188,129 @@ public static class CanonicalJson
     /// <summary>Encodes a JSON value canonically: keys sorted by code point, no whitespace, minimal escapes, UTF-8.</summary>
     public static byte[] Encode(JsonNode? node)
     {
-        var buffer = new ArrayBufferWriter<byte>(256);
-        Write(buffer, node);
-        return buffer.WrittenSpan.ToArray();
+        var buffer = RentBuffer();
+        try
+        {
+            Write(buffer, node);
+            return buffer.WrittenSpan.ToArray();
+        }
+        finally
+        {
+            ReturnBuffer(buffer);
+        }
+    }
+
+    /// <summary>
+    /// Encodes an object canonically without the named top-level members, as if they had been removed from a copy
+    /// (hashing and signing leave out <c>signatures</c>, <c>unsigned</c> and the like); the object is not copied.
+    /// </summary>
+    public static byte[] EncodeWithout(JsonObject obj, params ReadOnlySpan<string> omit)
+    {
+        var buffer = RentBuffer();
+        try
+        {
+            WriteWithout(buffer, obj, omit);
+            return buffer.WrittenSpan.ToArray();
+        }
+        finally
+        {
+            ReturnBuffer(buffer);
+        }
+    }
+
+    /// <summary>Writes an object canonically without the named top-level members.</summary>
+    public static void WriteWithout(IBufferWriter<byte> output, JsonObject obj, params ReadOnlySpan<string> omit)
+    {
+        var members = new List<KeyValuePair<string, JsonNode?>>(obj.Count);
+        foreach (var kv in obj)
+        {
+            if (!omit.Contains(kv.Key))
+            {
+                members.Add(kv);
+            }
+        }
+
+        WriteMembers(output, members);
+    }
+
+    /// <summary>
+    /// Writes the given members as one canonical object, sorting them in place; the keys must be distinct. The member
+    /// named <paramref name="rawKey"/>, if any, is written as <paramref name="rawValue"/>, already canonical JSON.
+    /// </summary>
+    internal static void WriteMembers(IBufferWriter<byte> output, List<KeyValuePair<string, JsonNode?>> members, string? rawKey = null, ReadOnlySpan<byte> rawValue = default)
+    {
+        members.Sort(static (a, b) => CodePointComparer.Instance.Compare(a.Key, b.Key));
+        WriteByte(output, (byte)'{');
+        for (var i = 0; i < members.Count; i++)
+        {
+            if (i > 0)
+            {
+                WriteByte(output, (byte)',');
+            }
+
+            WriteString(output, members[i].Key);
+            WriteByte(output, (byte)':');
+            if (rawKey is not null && members[i].Key == rawKey)
+            {
+                output.Write(rawValue);
+            }
+            else
+            {
+                Write(output, members[i].Value);
+            }
+        }
+
+        WriteByte(output, (byte)'}');
+    }
+
+    /// <summary>Largest buffer kept for reuse: an event is at most 64 KiB, so this covers every event and most other documents.</summary>
+    private const int MaxReusedBuffer = 128 * 1024;
+
+    // Two encoding buffers per thread, reused: encoding happens several times per request (hashes, signature, storage)
+    // and growing a fresh buffer each time was a large share of the send path's allocations. Encoding is synchronous,
+    // so a buffer is never shared between threads; two slots cover one level of nesting (the redacted content inside a
+    // redacted event), deeper nesting simply allocates.
+    [ThreadStatic]
+    private static ArrayBufferWriter<byte>? t_buffer;
+
+    [ThreadStatic]
+    private static ArrayBufferWriter<byte>? t_buffer2;
+
+    /// <summary>Takes one of this thread's encoding buffers (or a new one); give it back with <see cref="ReturnBuffer"/>.</summary>
+    internal static ArrayBufferWriter<byte> RentBuffer()
+    {
+        if (t_buffer is { } first)
+        {
+            t_buffer = null;
+            return first;
+        }
+
+        if (t_buffer2 is { } second)
+        {
+            t_buffer2 = null;
+            return second;
+        }
+
+        return new ArrayBufferWriter<byte>(1024);
+    }
+
+    /// <summary>Returns a buffer from <see cref="RentBuffer"/>, zeroed (event content does not linger), unless it grew too large to keep.</summary>
+    internal static void ReturnBuffer(ArrayBufferWriter<byte> buffer)
+    {
+        if (buffer.Capacity > MaxReusedBuffer)
+        {
+            return;
+        }
+
+        buffer.Clear();
+        if (t_buffer is null)
+        {
+            t_buffer = buffer;
+        }
+        else
+        {
+            t_buffer2 = buffer;
+        }
     }
 
     /// <summary>Encodes a JSON value canonically into a caller-supplied buffer.</summary>

@@ -128,6 +128,23 @@ public abstract class RoomLifecycleTests(DatabaseEngine engine) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ARetriedSendReturnsTheOriginalEvenWhenItCouldNoLongerBeSent()
+    {
+        var alice = await Server.RegisterAsync("hal");
+        var bob = await Server.RegisterAsync("ida");
+        var roomId = await alice.CreateRoomAsync(new JsonObject { ["preset"] = "public_chat" });
+        await bob.JoinAsync(roomId);
+        var content = new JsonObject { ["msgtype"] = "m.text", ["body"] = "before leaving" };
+        var first = (await bob.SendEventAsync(roomId, "m.room.message", content, "txn-l")).Ok()["event_id"]!.GetValue<string>();
+        (await bob.PostAsync($"/_matrix/client/v3/rooms/{Uri.EscapeDataString(roomId)}/leave", new JsonObject())).Ok();
+
+        // The retry is not allowed as a new event any more, but it is the same request: the original is the answer.
+        Assert.Equal(first, (await bob.SendEventAsync(roomId, "m.room.message", content, "txn-l")).Ok()["event_id"]!.GetValue<string>());
+        (await bob.SendEventAsync(roomId, "m.room.message", content, "txn-new")).Error(HttpStatusCode.Forbidden, "M_FORBIDDEN");
+        Assert.Equal(["before leaving"], (await alice.SyncAsync()).Timeline(roomId).Bodies().Where(b => b == "before leaving"));
+    }
+
+    [Fact]
     public async Task EventLimitsAreEnforced()
     {
         var alice = await Server.RegisterAsync("gus");
