@@ -92,10 +92,6 @@ public sealed class RetentionStore(Database db)
             "INSERT INTO event_expiries (event_id, room_id, expiry_ts) VALUES (@eventId, @roomId, @expiryTs) ON CONFLICT (event_id) DO UPDATE SET expiry_ts = @expiryTs",
             new { eventId, roomId, expiryTs }, tx);
 
-    /// <summary>Schedules a self-destructing event in its own transaction.</summary>
-    public Task ScheduleExpiryAsync(string eventId, string roomId, long expiryTs, CancellationToken ct = default) =>
-        db.WriteAsync(tx => ScheduleExpiryAsync(tx, eventId, roomId, expiryTs), ct);
-
     /// <summary>Scheduled expiries due at <paramref name="now"/>, soonest first.</summary>
     public Task<List<(string EventId, string RoomId, long ExpiryTs)>> DueExpiriesAsync(long now, int limit, CancellationToken ct = default) =>
         db.ReadAsync(async c => (await c.QueryAsync<(string, string, long)>(

@@ -39,11 +39,6 @@ public static class RoomEndpoints
                 TxnId = RoomAccess.Segment(ctx.Route("txnId"), "transaction ID"),
                 Redacts = type == EventTypes.Redaction ? content.GetString("redacts") : null,
             }, ctx.RequestAborted);
-            if (Retention.SelfDestruct.DueTime(e.Pdu) is { } due)
-            {
-                await hs.Retention.ScheduleExpiryAsync(e.EventId, e.Row.RoomId, due, ctx.RequestAborted);
-            }
-
             return new JsonObject { ["event_id"] = e.EventId };
         });
 

@@ -216,6 +216,12 @@ public sealed class RoomEventPipeline(
                 await EventStore.MarkRedactedAsync(tx, redactionTarget, pdu.EventId);
             }
 
+            // In the same transaction as the event, so a crash cannot leave a self-destructing message without its timer.
+            if (Retention.SelfDestruct.DueTime(pdu) is { } due)
+            {
+                await RetentionStore.ScheduleExpiryAsync(tx, pdu.EventId, snap.RoomId, due);
+            }
+
             return r;
         }, ct);
 
