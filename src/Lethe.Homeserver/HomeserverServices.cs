@@ -20,6 +20,7 @@ public sealed class HomeserverServices : IDisposable
     {
         Config = config;
         Database = database;
+        Metrics.Observe(database.Stats);
         SigningKey = signingKey;
         Clock = clock;
         Users = new UserStore(database);

@@ -145,7 +145,7 @@ public sealed partial class LetheHost : IAsyncDisposable
 
         var app = builder.Build();
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Lethe.Http");
-        HttpPipeline.Use(app, logger);
+        HttpPipeline.Use(app, logger, config.EnableMetrics ? services.Metrics : null);
         DiscoveryEndpoints.Map(app, services);
         KeyServerEndpoints.Map(app, config, services.SigningKey, services.Clock);
         FederationVersionEndpoints.Map(app);

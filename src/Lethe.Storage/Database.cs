@@ -36,11 +36,23 @@ public abstract class Database : IAsyncDisposable
         }
     }
 
+    /// <summary>Counters for the metrics endpoint: how busy the connections and the writer are.</summary>
+    public DatabaseStats Stats { get; } = new();
+
     /// <summary>Runs read-only work on a pooled connection.</summary>
     public async Task<T> ReadAsync<T>(Func<DbConnection, Task<T>> work, CancellationToken ct = default)
     {
-        await using var conn = await OpenConnectionAsync(ct);
-        return await work(conn);
+        Interlocked.Increment(ref Stats.ReadsInProgress);
+        try
+        {
+            await using var conn = await OpenConnectionAsync(ct);
+            return await work(conn);
+        }
+        finally
+        {
+            Interlocked.Decrement(ref Stats.ReadsInProgress);
+            Interlocked.Increment(ref Stats.Reads);
+        }
     }
 
     /// <summary>Runs work in a transaction and commits it; on an exception it rolls back.</summary>
@@ -86,4 +98,26 @@ public abstract class Database : IAsyncDisposable
         GC.SuppressFinalize(this);
         return ValueTask.CompletedTask;
     }
+}
+
+/// <summary>Database activity counters, updated with <see cref="Interlocked"/> by the engines and read by the metrics endpoint.</summary>
+public sealed class DatabaseStats
+{
+    /// <summary>Read operations finished.</summary>
+    public long Reads;
+
+    /// <summary>Read operations holding a connection now.</summary>
+    public long ReadsInProgress;
+
+    /// <summary>Write transactions committed or rolled back.</summary>
+    public long Writes;
+
+    /// <summary>Writes waiting for the writer now (SQLite has one writer; PostgreSQL writes do not queue here).</summary>
+    public long WritesWaiting;
+
+    /// <summary>Total <see cref="System.Diagnostics.Stopwatch"/> ticks writes spent waiting for the writer.</summary>
+    public long WriteWaitTicks;
+
+    /// <summary>Total <see cref="System.Diagnostics.Stopwatch"/> ticks spent inside write transactions.</summary>
+    public long WriteTicks;
 }

@@ -1,5 +1,6 @@
-using System.Data;
 using System.Data.Common;
+using System.Data;
+using System.Diagnostics;
 using Npgsql;
 
 namespace Lethe.Storage;
@@ -34,11 +35,20 @@ public sealed class PostgresDatabase : Database
     /// <inheritdoc />
     public override async Task<T> WriteAsync<T>(Func<DbTransaction, Task<T>> work, CancellationToken ct = default)
     {
-        await using var conn = await _dataSource.OpenConnectionAsync(ct);
-        await using var tx = await conn.BeginTransactionAsync(IsolationLevel.ReadCommitted, ct);
-        var result = await work(tx);
-        await tx.CommitAsync(ct);
-        return result;
+        var started = Stopwatch.GetTimestamp();
+        try
+        {
+            await using var conn = await _dataSource.OpenConnectionAsync(ct);
+            await using var tx = await conn.BeginTransactionAsync(IsolationLevel.ReadCommitted, ct);
+            var result = await work(tx);
+            await tx.CommitAsync(ct);
+            return result;
+        }
+        finally
+        {
+            Interlocked.Add(ref Stats.WriteTicks, Stopwatch.GetTimestamp() - started);
+            Interlocked.Increment(ref Stats.Writes);
+        }
     }
 
     /// <summary>

@@ -1,4 +1,5 @@
 using System.Data.Common;
+using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using Microsoft.Data.Sqlite;
 using SQLitePCL;
@@ -82,7 +83,19 @@ public sealed class SqliteDatabase : Database
     public override async Task<T> WriteAsync<T>(Func<DbTransaction, Task<T>> work, CancellationToken ct = default)
     {
         T result;
-        await _writeLock.WaitAsync(ct);
+        var waitStarted = Stopwatch.GetTimestamp();
+        Interlocked.Increment(ref Stats.WritesWaiting);
+        try
+        {
+            await _writeLock.WaitAsync(ct);
+        }
+        finally
+        {
+            Interlocked.Decrement(ref Stats.WritesWaiting);
+        }
+
+        var started = Stopwatch.GetTimestamp();
+        Interlocked.Add(ref Stats.WriteWaitTicks, started - waitStarted);
         try
         {
             _writer ??= await OpenWriterAsync(ct);
@@ -93,6 +106,8 @@ public sealed class SqliteDatabase : Database
         finally
         {
             _writeLock.Release();
+            Interlocked.Add(ref Stats.WriteTicks, Stopwatch.GetTimestamp() - started);
+            Interlocked.Increment(ref Stats.Writes);
         }
 
         if (Interlocked.Increment(ref _commitsSinceCheckpoint) >= CheckpointAfterCommits && _checkpointing.Wait(0, CancellationToken.None))

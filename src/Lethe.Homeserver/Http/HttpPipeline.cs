@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Lethe.Homeserver.Configuration;
+using Lethe.Homeserver.Metrics;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.AspNetCore.Http;
@@ -17,8 +18,8 @@ public static partial class HttpPipeline
     private const string CorsMethods = "GET, POST, PUT, DELETE, OPTIONS";
     private const string CorsHeaders = "X-Requested-With, Content-Type, Authorization";
 
-    /// <summary>Installs the stack on <paramref name="app"/>; endpoints are mapped after this call.</summary>
-    public static void Use(WebApplication app, ILogger logger)
+    /// <summary>Installs the stack on <paramref name="app"/>; endpoints are mapped after this call. With <paramref name="metrics"/>, every request is counted and timed.</summary>
+    public static void Use(WebApplication app, ILogger logger, LetheMetrics? metrics = null)
     {
         app.Use(async (context, next) =>
         {
@@ -50,6 +51,11 @@ public static partial class HttpPipeline
                 {
                     LogRequest(logger, context.Request.Method, RequestPath(context), context.Response.StatusCode, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
                 }
+
+                if (metrics is not null)
+                {
+                    Count(metrics, context, Stopwatch.GetElapsedTime(started).TotalSeconds);
+                }
             }
         });
 
@@ -79,6 +85,19 @@ public static partial class HttpPipeline
 
             await next(context);
         });
+    }
+
+    /// <summary>
+    /// Records a request under its route pattern (not its path: IDs in paths would make a series per room), so the
+    /// label set stays bounded; requests that matched no endpoint share one series.
+    /// </summary>
+    private static void Count(LetheMetrics metrics, HttpContext context, double seconds)
+    {
+        var endpoint = context.GetEndpoint();
+        var group = endpoint?.Metadata.GetMetadata<ResourceGroup>()?.Name ?? "none";
+        var route = (endpoint as RouteEndpoint)?.RoutePattern.RawText ?? "unmatched";
+        metrics.HttpRequestSeconds.Record(seconds, new("group", group), new("method", context.Request.Method), new("route", route));
+        metrics.HttpResponses.Add(1, new KeyValuePair<string, object?>("group", group), new KeyValuePair<string, object?>("code", context.Response.StatusCode));
     }
 
     /// <summary>The listener a request arrived on, or null when unknown (e.g. in-memory test hosts).</summary>

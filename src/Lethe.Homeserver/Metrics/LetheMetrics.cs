@@ -18,12 +18,23 @@ public sealed class LetheMetrics : IDisposable
     private readonly MeterListener _listener = new();
     private readonly Lock _lock = new();
 
+    /// <summary>Upper bounds (seconds) of the latency histogram buckets: from a cached read to a slow long-poll.</summary>
+    private static readonly double[] Buckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
     // Per instrument, per label set (rendered): the value. Counters add up; observable instruments report totals.
     private readonly Dictionary<Instrument, SortedDictionary<string, double>> _values = [];
+    private readonly Dictionary<Instrument, SortedDictionary<string, HistogramSeries>> _histograms = [];
 
     /// <summary>Creates the instruments and starts listening to them.</summary>
     public LetheMetrics()
     {
+        HttpRequestSeconds = _meter.CreateHistogram<double>("lethe_http_request_duration_seconds", description: "Time to answer a request, by endpoint group, method and route");
+        HttpResponses = _meter.CreateCounter<long>("lethe_http_responses", description: "Responses sent, by endpoint group and status code");
+        EventsPersisted = _meter.CreateCounter<long>("lethe_events_persisted", description: "Room events persisted, by origin");
+        SyncWaiters = _meter.CreateUpDownCounter<long>("lethe_sync_waiters", description: "Long-polling /sync requests waiting for news");
+        _meter.CreateObservableCounter("dotnet_gc_collections", GcCollections, description: "Garbage collections, by generation");
+        _meter.CreateObservableGauge("dotnet_gc_heap_bytes", () => GC.GetTotalMemory(false), description: "Bytes of the managed heap in use");
+        _meter.CreateObservableCounter("dotnet_gc_pause_seconds", () => GC.GetTotalPauseDuration().TotalSeconds, description: "Time the process was paused by garbage collections");
         RetentionPurgedEvents = _meter.CreateCounter<long>("lethe_retention_purged_events", description: "Events deleted by retention purge jobs");
         RetentionPurgeRuns = _meter.CreateCounter<long>("lethe_retention_purge_runs", description: "Retention purge job runs, by outcome");
         RetentionPurgeSeconds = _meter.CreateCounter<double>("lethe_retention_purge_seconds", description: "Time spent in retention purge job runs");
@@ -57,11 +68,59 @@ public sealed class LetheMetrics : IDisposable
     /// <summary>Self-destructing events redacted.</summary>
     public Counter<long> SelfDestructedEvents { get; }
 
+    /// <summary>Request latency, tagged with group, method and route pattern.</summary>
+    public Histogram<double> HttpRequestSeconds { get; }
+
+    /// <summary>Responses, tagged with group and status code.</summary>
+    public Counter<long> HttpResponses { get; }
+
+    /// <summary>Room events persisted, tagged with origin (<c>local</c>).</summary>
+    public Counter<long> EventsPersisted { get; }
+
+    /// <summary>Long-polling /sync requests currently waiting.</summary>
+    public UpDownCounter<long> SyncWaiters { get; }
+
+    /// <summary>Adds the database's activity counters (called once the database is open).</summary>
+    public void Observe(Lethe.Storage.DatabaseStats stats)
+    {
+        var tick = 1.0 / Stopwatch.Frequency;
+        _meter.CreateObservableCounter("lethe_database_reads", () => Volatile.Read(ref stats.Reads), description: "Database read operations finished");
+        _meter.CreateObservableGauge("lethe_database_reads_in_progress", () => Volatile.Read(ref stats.ReadsInProgress), description: "Database read operations holding a connection now");
+        _meter.CreateObservableCounter("lethe_database_writes", () => Volatile.Read(ref stats.Writes), description: "Database write transactions finished");
+        _meter.CreateObservableGauge("lethe_database_writes_waiting", () => Volatile.Read(ref stats.WritesWaiting), description: "Write transactions waiting for the single SQLite writer now");
+        _meter.CreateObservableCounter("lethe_database_write_wait_seconds", () => Volatile.Read(ref stats.WriteWaitTicks) * tick, description: "Time write transactions spent waiting for the writer");
+        _meter.CreateObservableCounter("lethe_database_write_seconds", () => Volatile.Read(ref stats.WriteTicks) * tick, description: "Time spent inside write transactions");
+    }
+
+    private static IEnumerable<Measurement<long>> GcCollections()
+    {
+        for (var generation = 0; generation <= GC.MaxGeneration; generation++)
+        {
+            yield return new Measurement<long>(GC.CollectionCount(generation), new KeyValuePair<string, object?>("generation", generation.ToString(CultureInfo.InvariantCulture)));
+        }
+    }
+
     private void Record(Instrument instrument, double value, ReadOnlySpan<KeyValuePair<string, object?>> tags)
     {
         var labels = Labels(tags);
         lock (_lock)
         {
+            if (instrument is Histogram<double>)
+            {
+                if (!_histograms.TryGetValue(instrument, out var histograms))
+                {
+                    _histograms[instrument] = histograms = new SortedDictionary<string, HistogramSeries>(StringComparer.Ordinal);
+                }
+
+                if (!histograms.TryGetValue(labels, out var h))
+                {
+                    histograms[labels] = h = new HistogramSeries();
+                }
+
+                h.Add(value);
+                return;
+            }
+
             if (!_values.TryGetValue(instrument, out var series))
             {
                 _values[instrument] = series = new SortedDictionary<string, double>(StringComparer.Ordinal);
@@ -90,9 +149,55 @@ public sealed class LetheMetrics : IDisposable
                     text.Append(name).Append(labels).Append(' ').Append(value.ToString("R", CultureInfo.InvariantCulture)).Append('\n');
                 }
             }
+
+            foreach (var (instrument, series) in _histograms.OrderBy(kv => kv.Key.Name, StringComparer.Ordinal))
+            {
+                var name = instrument.Name;
+                text.Append("# HELP ").Append(name).Append(' ').Append(instrument.Description).Append('\n');
+                text.Append("# TYPE ").Append(name).Append(" histogram\n");
+                foreach (var (labels, h) in series)
+                {
+                    long cumulative = 0;
+                    for (var i = 0; i <= Buckets.Length; i++)
+                    {
+                        cumulative += h.Counts[i];
+                        var le = i < Buckets.Length ? Buckets[i].ToString("R", CultureInfo.InvariantCulture) : "+Inf";
+                        text.Append(name).Append("_bucket").Append(WithLabel(labels, "le", le)).Append(' ').Append(cumulative).Append('\n');
+                    }
+
+                    text.Append(name).Append("_sum").Append(labels).Append(' ').Append(h.Sum.ToString("R", CultureInfo.InvariantCulture)).Append('\n');
+                    text.Append(name).Append("_count").Append(labels).Append(' ').Append(h.Count).Append('\n');
+                }
+            }
         }
 
         return text.ToString();
+    }
+
+    private static string WithLabel(string labels, string key, string value) =>
+        labels.Length == 0 ? $"{{{key}=\"{value}\"}}" : $"{labels[..^1]},{key}=\"{value}\"}}";
+
+    /// <summary>One histogram series: a count per bucket (the last is +Inf), the sum and the count.</summary>
+    private sealed class HistogramSeries
+    {
+        public long[] Counts { get; } = new long[Buckets.Length + 1];
+
+        public double Sum { get; private set; }
+
+        public long Count { get; private set; }
+
+        public void Add(double value)
+        {
+            var i = 0;
+            while (i < Buckets.Length && value > Buckets[i])
+            {
+                i++;
+            }
+
+            Counts[i]++;
+            Sum += value;
+            Count++;
+        }
     }
 
     private static string Labels(ReadOnlySpan<KeyValuePair<string, object?>> tags)

@@ -42,6 +42,8 @@ public sealed class RoomEventPipeline(
     StreamTracker streams,
     SyncNotifier notifier)
 {
+    private static readonly KeyValuePair<string, object?> LocalOrigin = new("origin", "local");
+
     /// <summary>Most prev_events a new local event cites (the spec allows 20; fewer keeps events small).</summary>
     private const int MaxPrevEvents = 10;
 
@@ -93,6 +95,7 @@ public sealed class RoomEventPipeline(
         snapshots.Set(new RoomSnapshot(roomId, version, stateAfter, group, [pdu.EventId], 1, ImmutableDictionary.Create<string, string>(StringComparer.Ordinal)));
         streams.Advance(StreamTracker.Events, row.StreamOrdering);
         notifier.EventPersisted(pdu, row.StreamOrdering, ImmutableDictionary<string, string>.Empty);
+        hs.Metrics.EventsPersisted.Add(1, LocalOrigin);
         return stored;
     }
 
@@ -246,6 +249,7 @@ public sealed class RoomEventPipeline(
         snapshots.Set(after);
         streams.Advance(StreamTracker.Events, row.StreamOrdering);
         notifier.EventPersisted(pdu, row.StreamOrdering, after.Memberships);
+        hs.Metrics.EventsPersisted.Add(1, LocalOrigin);
         return (stored, null);
     }
 

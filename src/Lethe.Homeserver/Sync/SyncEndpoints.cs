@@ -95,6 +95,7 @@ public static class SyncEndpoints
                 wake = untilExpiry < wake ? untilExpiry : wake;
             }
 
+            hs.Metrics.SyncWaiters.Add(1);
             try
             {
                 await signal.WaitAsync(wake, hs.Clock, linked.Token);
@@ -106,6 +107,10 @@ public static class SyncEndpoints
             catch (OperationCanceledException) when (stopping.IsCancellationRequested && !ctx.RequestAborted.IsCancellationRequested)
             {
                 // Shutting down: answer the long-poll now with what there is.
+            }
+            finally
+            {
+                hs.Metrics.SyncWaiters.Add(-1);
             }
         }
     }

@@ -74,4 +74,43 @@ public sealed class MetricsTests
         Assert.Equal(1, Sample(scrape, "lethe_retention_purge_runs_total{job=\"retention_purge:-:-\",outcome=\"ok\"}"));
         Assert.Contains("# TYPE lethe_retention_purged_events_total counter", scrape, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task RequestsEventsDatabaseWritesAndSyncWaitersAreCounted()
+    {
+        await using var server = await TestHomeserver.StartAsync(extraYaml: TestHomeserver.OpenRegistration + "enable_metrics: true\n", resources: "client, metrics");
+        var alice = await server.RegisterAsync("alice");
+        var roomId = await alice.CreateRoomAsync(new JsonObject());
+        var before = Sample((await ScrapeAsync(server)).Body, "lethe_events_persisted_total{origin=\"local\"}") ?? 0;
+        for (var i = 0; i < 3; i++)
+        {
+            await alice.SendTextAsync(roomId, "hello " + i);
+        }
+
+        var scrape = (await ScrapeAsync(server)).Body;
+        Assert.Equal(before + 3, Sample(scrape, "lethe_events_persisted_total{origin=\"local\"}"));
+        const string Send = "{group=\"client\",method=\"PUT\",route=\"/_matrix/client/v3/rooms/{roomId}/send/{eventType}/{txnId}\"}";
+        Assert.Equal(3, Sample(scrape, "lethe_http_request_duration_seconds_count" + Send));
+        Assert.Equal(3, Sample(scrape, "lethe_http_request_duration_seconds_bucket" + Send[..^1] + ",le=\"+Inf\"}"));
+        Assert.True(Sample(scrape, "lethe_http_request_duration_seconds_sum" + Send) > 0, scrape);
+        Assert.Contains("# TYPE lethe_http_request_duration_seconds histogram", scrape, StringComparison.Ordinal);
+        Assert.True(Sample(scrape, "lethe_http_responses_total{code=\"200\",group=\"client\"}") >= 5, scrape);
+        Assert.True(Sample(scrape, "lethe_database_writes_total") >= 3, scrape);
+        Assert.True(Sample(scrape, "dotnet_gc_heap_bytes") > 0, scrape);
+        Assert.NotNull(Sample(scrape, "dotnet_gc_collections_total{generation=\"0\"}"));
+
+        // A request to no endpoint is counted without its path (paths carry IDs).
+        await alice.GetAsync("/_matrix/client/v3/rooms/" + roomId + "/nonsense");
+        scrape = (await ScrapeAsync(server)).Body;
+        Assert.Equal(1, Sample(scrape, "lethe_http_responses_total{code=\"404\",group=\"none\"}"));
+        Assert.DoesNotContain(roomId, scrape, StringComparison.Ordinal);
+
+        // A long-poll shows as a waiter while it waits, and no longer once a message wakes it.
+        var since = (await alice.GetAsync("/_matrix/client/v3/sync")).Ok()["next_batch"]!.GetValue<string>();
+        var poll = alice.GetAsync("/_matrix/client/v3/sync?timeout=30000&since=" + since);
+        await Poll.UntilAsync(async () => Sample((await ScrapeAsync(server)).Body, "lethe_sync_waiters") == 1, TimeSpan.FromSeconds(10), "the long-poll to be counted");
+        await alice.SendTextAsync(roomId, "wake up");
+        (await poll).Ok();
+        await Poll.UntilAsync(async () => Sample((await ScrapeAsync(server)).Body, "lethe_sync_waiters") == 0, TimeSpan.FromSeconds(10), "the woken long-poll to leave the count");
+    }
 }
