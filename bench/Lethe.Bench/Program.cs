@@ -8,9 +8,10 @@ using System.Text.Json.Nodes;
 using Lethe.Bench;
 
 // Load generator for any Matrix homeserver: point it at a base URL; it registers its own users through the standard API.
-// Usage: lethe-bench <scenario> --url URL [--pid PID] [--n N] [--c C] [--rooms R] [--messages M] [--shared-secret S]
-// Scenarios: send-seq, send-concurrent, sync-wake, initial-sync, baseline (bare Kestrel + SQLite ceiling, no URL needed),
-// purge (starts its own server: --lethe COMMAND [--postgres CONNECTION_STRING] [--batch SIZE]).
+// Usage: lethe-bench <scenario> --url URL [--pid PID] [--n N] [--c C] [--rooms R] [--messages M] [--history H] [--shared-secret S]
+// Scenarios: send-seq, send-concurrent, sync-wake, initial-sync, rooms-joins, register-login, baseline (bare Kestrel +
+// SQLite ceiling, no URL needed); these start their own Lethe (--lethe COMMAND [--postgres CONNECTION_STRING]):
+// purge [--batch SIZE], scaling.
 var options = Options.Parse(args);
 var result = options.Scenario switch
 {
@@ -18,6 +19,9 @@ var result = options.Scenario switch
     "send-concurrent" => await Scenarios.SendConcurrentAsync(options),
     "sync-wake" => await Scenarios.SyncWakeAsync(options),
     "initial-sync" => await Scenarios.InitialSyncAsync(options),
+    "rooms-joins" => await Scenarios.RoomsAndJoinsAsync(options),
+    "register-login" => await Scenarios.RegisterAndLoginAsync(options),
+    "scaling" => await ScalingBench.RunAsync(options, Option("--lethe") ?? "./lethe", Option("--postgres")),
     "baseline" => await Baseline.RunAsync(options),
     "purge" => await PurgeBench.RunAsync(options, Option("--lethe") ?? "./lethe", Option("--postgres"), Option("--batch") is { } b ? int.Parse(b, CultureInfo.InvariantCulture) : null),
     _ => throw new ArgumentException("unknown scenario: " + options.Scenario),
@@ -34,7 +38,7 @@ string? Option(string name) => Array.IndexOf(args, name) is var i && i >= 0 && i
 
 namespace Lethe.Bench
 {
-    public sealed record Options(string Scenario, Uri Url, int? Pid, int N, int C, int Rooms, int Messages, string? SharedSecret)
+    public sealed record Options(string Scenario, Uri Url, int? Pid, int N, int C, int Rooms, int Messages, string? SharedSecret, int History = 0)
     {
         public static Options Parse(string[] args)
         {
@@ -54,7 +58,8 @@ namespace Lethe.Bench
                 Int("--c", 8),
                 Int("--rooms", 100),
                 Int("--messages", 1000),
-                Get("--shared-secret", "") is { Length: > 0 } s ? s : null);
+                Get("--shared-secret", "") is { Length: > 0 } s ? s : null,
+                Int("--history", 0));
         }
     }
 
@@ -76,10 +81,12 @@ namespace Lethe.Bench
             Timeout = TimeSpan.FromMinutes(5),
         };
 
+        public const string Password = "bench-password-1";
+
         public static async Task<Client> RegisterAsync(HttpClient http, string? sharedSecret, bool admin = false)
         {
             var name = "bench" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6));
-            const string password = "bench-password-1";
+            const string password = Password;
             JsonObject result;
             if (sharedSecret is null)
             {
@@ -93,6 +100,17 @@ namespace Lethe.Bench
             }
 
             return new Client(http, result["access_token"]!.GetValue<string>(), result["user_id"]!.GetValue<string>());
+        }
+
+        public static async Task<Client> LoginAsync(HttpClient http, string userId)
+        {
+            var result = await PostAsync(http, "/_matrix/client/v3/login", new JsonObject
+            {
+                ["type"] = "m.login.password",
+                ["identifier"] = new JsonObject { ["type"] = "m.id.user", ["user"] = userId },
+                ["password"] = Password,
+            }, null);
+            return new Client(http, result["access_token"]!.GetValue<string>(), userId);
         }
 
         public async Task<string> CreateRoomAsync(bool isPublic = true, JsonArray? initialState = null) =>
@@ -236,7 +254,20 @@ namespace Lethe.Bench
                 await reader.JoinAsync(other);
             }
 
-            var since = (await reader.SyncAsync(null, 0))["next_batch"]!.GetValue<string>();
+            if (o.History > 0)
+            {
+                // History in the room the reader waits on: incremental sync cost should not grow with it either.
+                var filled = 0;
+                await Task.WhenAll(Enumerable.Range(0, 8).Select(async _ =>
+                {
+                    while (Interlocked.Increment(ref filled) <= o.History)
+                    {
+                        await sender.SendAsync(room, "history");
+                    }
+                }));
+            }
+
+            var since = (await reader.SyncAsync(null, 0, """{"room":{"timeline":{"limit":1}}}"""))["next_batch"]!.GetValue<string>();
             var latencies = new List<double>(o.N);
             var total = Stopwatch.StartNew();
             for (var i = 0; i < o.N; i++)
@@ -252,7 +283,79 @@ namespace Lethe.Bench
 
             var result = Stats.Summarise("sync-wake", latencies, total.Elapsed.TotalSeconds, o.N);
             result["rooms"] = o.Rooms;
+            result["history"] = o.History;
             return result;
+        }
+
+        /// <summary>One user creates N public rooms (timed), then C other users join each of them (timed).</summary>
+        public static async Task<JsonObject> RoomsAndJoinsAsync(Options o)
+        {
+            using var http = Client.NewHttp(o.Url);
+            var creator = await Client.RegisterAsync(http, o.SharedSecret);
+            var joiners = new List<Client>();
+            for (var i = 0; i < o.C; i++)
+            {
+                joiners.Add(await Client.RegisterAsync(http, o.SharedSecret));
+            }
+
+            var creations = new List<double>(o.N);
+            var rooms = new List<string>(o.N);
+            var total = Stopwatch.StartNew();
+            for (var i = 0; i < o.N; i++)
+            {
+                var t = Stopwatch.GetTimestamp();
+                rooms.Add(await creator.CreateRoomAsync());
+                creations.Add(Stopwatch.GetElapsedTime(t).TotalMilliseconds);
+            }
+
+            var created = Stats.Summarise("room-create", creations, total.Elapsed.TotalSeconds, o.N);
+            var joins = new List<double>(o.N * o.C);
+            total.Restart();
+            await Task.WhenAll(joiners.Select(async joiner =>
+            {
+                var mine = new List<double>(o.N);
+                foreach (var room in rooms)
+                {
+                    var t = Stopwatch.GetTimestamp();
+                    await joiner.JoinAsync(room);
+                    mine.Add(Stopwatch.GetElapsedTime(t).TotalMilliseconds);
+                }
+
+                lock (joins)
+                {
+                    joins.AddRange(mine);
+                }
+            }));
+            var joined = Stats.Summarise("join", joins, total.Elapsed.TotalSeconds, joins.Count);
+            return new JsonObject { ["scenario"] = "rooms-joins", ["create"] = created, ["join"] = joined, ["joiners"] = o.C };
+        }
+
+        /// <summary>N registrations, then N password logins, each one after another. Both are dominated by the password hash by design.</summary>
+        public static async Task<JsonObject> RegisterAndLoginAsync(Options o)
+        {
+            using var http = Client.NewHttp(o.Url);
+            var users = new List<string>(o.N);
+            var registrations = new List<double>(o.N);
+            var total = Stopwatch.StartNew();
+            for (var i = 0; i < o.N; i++)
+            {
+                var t = Stopwatch.GetTimestamp();
+                users.Add((await Client.RegisterAsync(http, o.SharedSecret)).UserId);
+                registrations.Add(Stopwatch.GetElapsedTime(t).TotalMilliseconds);
+            }
+
+            var registered = Stats.Summarise("register", registrations, total.Elapsed.TotalSeconds, o.N);
+            var logins = new List<double>(o.N);
+            total.Restart();
+            foreach (var user in users)
+            {
+                var t = Stopwatch.GetTimestamp();
+                await Client.LoginAsync(http, user);
+                logins.Add(Stopwatch.GetElapsedTime(t).TotalMilliseconds);
+            }
+
+            var loggedIn = Stats.Summarise("login", logins, total.Elapsed.TotalSeconds, o.N);
+            return new JsonObject { ["scenario"] = "register-login", ["register"] = registered, ["login"] = loggedIn };
         }
 
         public static async Task<JsonObject> InitialSyncAsync(Options o)

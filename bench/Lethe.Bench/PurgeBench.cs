@@ -1,13 +1,7 @@
 using System.Diagnostics;
-using System.Globalization;
-using System.Net.Http.Json;
-using System.Net.Sockets;
-using System.Security.Cryptography;
-using System.Text;
 using System.Text.Json.Nodes;
 using Dapper;
 using Lethe.Storage;
-using Npgsql;
 
 namespace Lethe.Bench;
 
@@ -29,76 +23,27 @@ public static class PurgeBench
     /// <summary>Runs the benchmark; <c>--lethe</c> is the server command, <c>--postgres</c> a connection string to use PostgreSQL, <c>--batch</c> the purge batch size.</summary>
     public static async Task<JsonObject> RunAsync(Options o, string lethe, string? postgres, int? batch)
     {
-        var dir = Path.Combine(Path.GetTempPath(), "lethe-purge-bench-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4)));
-        Directory.CreateDirectory(dir);
-        var port = FreePort();
-        var secret = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
-        var (databaseYaml, options) = postgres is null ? SqliteDatabase(dir) : PostgresDatabase(postgres);
-        var config = Path.Combine(dir, "homeserver.yaml");
         // The server's own batch size and pause unless --batch asks for other sizes (then without a pause).
         var batchYaml = batch is null ? "" : $"  purge_batch_size: {batch}\n  purge_batch_delay: 0ms";
-        await File.WriteAllTextAsync(config, $"""
-            server_name: "bench.local"
-            listeners:
-              - port: {port}
-                bind_addresses: ["127.0.0.1"]
-                type: http
-                resources:
-                  - names: [client]
-            {databaseYaml}
-            media_store_path: "{dir}/media_store"
-            signing_key_path: "{dir}/bench.signing.key"
-            registration_shared_secret: "{secret}"
-            rc_message:
-              per_second: 100000
-              burst_count: 100000
-            rc_room_creation:
-              per_second: 100000
-              burst_count: 100000
+        await using var server = await LocalServer.CreateAsync(lethe, postgres, $"""
             retention:
               enabled: true
               purge_jobs:
                 - interval: 1d
             {batchYaml}
             """);
-        var url = new Uri($"http://127.0.0.1:{port}");
-        using var http = Client.NewHttp(url);
-        Process? server = null;
-        try
-        {
-            var result = await RunAsync(o, postgres, options, total: (long)o.Rooms * o.Messages, secret, http,
-                start: async () => server = await StartAsync(lethe, config, http),
-                stop: async () =>
-                {
-                    await StopAsync(server!);
-                    server = null;
-                });
-            result["batch_size"] = batch is null ? "default" : batch;
-            return result;
-        }
-        finally
-        {
-            if (server is { HasExited: false })
-            {
-                server.Kill();
-            }
-
-            Directory.Delete(dir, recursive: true);
-            if (postgres is not null)
-            {
-                await using var conn = new NpgsqlConnection(postgres);
-                await conn.ExecuteAsync($"DROP SCHEMA {new NpgsqlConnectionStringBuilder(options.PostgresConnectionString).SearchPath} CASCADE");
-            }
-        }
+        using var http = Client.NewHttp(server.Url);
+        var result = await RunAsync(o, server, total: (long)o.Rooms * o.Messages, http);
+        result["batch_size"] = batch is null ? "default" : batch;
+        return result;
     }
 
-    private static async Task<JsonObject> RunAsync(
-        Options o, string? postgres, DatabaseOptions options, long total, string secret, HttpClient http, Func<Task<Process>> start, Func<Task> stop)
+    private static async Task<JsonObject> RunAsync(Options o, LocalServer server, long total, HttpClient http)
     {
-
+        var options = server.Database;
         // 1. Rooms with a one-day policy, each with one real message to copy.
-        await start();
-        var admin = await Client.RegisterAsync(http, secret, admin: true);
+        await server.StartAsync(http);
+        var admin = await Client.RegisterAsync(http, server.Secret, admin: true);
         var rooms = new List<string>(o.Rooms);
         var setup = Stopwatch.StartNew();
         for (var r = 0; r < o.Rooms; r++)
@@ -113,7 +58,7 @@ public static class PurgeBench
         }
 
         var liveRoom = await admin.CreateRoomAsync();
-        await stop();
+        await server.StopAsync();
         Console.Error.WriteLine($"setup: {o.Rooms} rooms through the API in {setup.Elapsed.TotalSeconds:F1}s");
 
         // 2. The expired history, copied from each room's template message.
@@ -141,21 +86,21 @@ public static class PurgeBench
         Console.Error.WriteLine($"setup: {total} expired events written in {setup.Elapsed.TotalSeconds:F1}s");
 
         // 3. Purge everything while one client sends ten messages a second and the RSS is sampled.
-        var server = await start();
+        var process = await server.StartAsync(http);
         for (var i = 0; i < 20; i++)
         {
             // Warm-up: the first sends of a fresh process include JIT compilation, which is not the purge's doing.
             await admin.SendAsync(liveRoom, "warm-up " + i);
         }
 
-        var startRss = Rss.Of(server.Id);
+        var startRss = Rss.Of(process.Id);
         var peakRss = startRss;
         using var done = new CancellationTokenSource();
         var sampler = Task.Run(async () =>
         {
             while (!done.IsCancellationRequested)
             {
-                peakRss = Math.Max(peakRss, Rss.Of(server.Id));
+                peakRss = Math.Max(peakRss, Rss.Of(process.Id));
                 await Task.Delay(20, CancellationToken.None);
             }
         });
@@ -176,7 +121,7 @@ public static class PurgeBench
         var seconds = clock.Elapsed.TotalSeconds;
         await done.CancelAsync();
         await Task.WhenAll(sampler, sender);
-        await stop();
+        await server.StopAsync();
         if (purged != total)
         {
             throw new InvalidOperationException($"purged {purged} events, expected {total}");
@@ -184,7 +129,7 @@ public static class PurgeBench
 
         var result = Stats.Summarise("purge-concurrent-sends", latencies, seconds, latencies.Count);
         result["scenario"] = "purge";
-        result["engine"] = postgres is null ? "sqlite" : "postgres";
+        result["engine"] = server.Engine;
         result["rooms"] = o.Rooms;
         result["events_purged"] = purged;
         result["purge_seconds"] = Math.Round(seconds, 2);
@@ -192,95 +137,11 @@ public static class PurgeBench
         result["rss_start_kib"] = startRss;
         result["rss_peak_kib"] = peakRss;
         Console.Error.WriteLine($"purge: {purged} events in {seconds:F1}s = {purged / seconds:F0}/s, peak RSS {peakRss / 1024} MiB");
-        if (postgres is null)
+        if (server.Engine == "sqlite")
         {
             result["sqlite_file_mib"] = Math.Round(new FileInfo(options.SqlitePath).Length / 1048576.0, 1);
         }
 
         return result;
-    }
-
-    private static (string Yaml, DatabaseOptions Options) SqliteDatabase(string dir)
-    {
-        var path = Path.Combine(dir, "homeserver.db");
-        return ($"""
-            database:
-              name: sqlite3
-              args:
-                database: "{path}"
-            """, new DatabaseOptions { SqlitePath = path });
-    }
-
-    private static (string Yaml, DatabaseOptions Options) PostgresDatabase(string connectionString)
-    {
-        var schema = "purge_bench_" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4));
-        using (var conn = new NpgsqlConnection(connectionString))
-        {
-            conn.Open();
-            conn.Execute($"CREATE SCHEMA {schema}");
-        }
-
-        var b = new NpgsqlConnectionStringBuilder(connectionString) { SearchPath = schema };
-        return ($"""
-            database:
-              name: psycopg2
-              args:
-                user: "{b.Username}"
-                password: "{b.Password}"
-                dbname: "{b.Database}"
-                host: "{b.Host}"
-                port: {b.Port}
-                options: "-c search_path={schema}"
-            """, new DatabaseOptions { Engine = DatabaseEngine.Postgres, PostgresConnectionString = b.ToString() });
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(System.Net.IPAddress.Loopback, 0);
-        listener.Start();
-        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
-    }
-
-    private static async Task<Process> StartAsync(string lethe, string config, HttpClient http)
-    {
-        var process = Process.Start(new ProcessStartInfo(lethe, ["serve", "--config", config]) { RedirectStandardOutput = true, RedirectStandardError = true })!;
-        process.OutputDataReceived += (_, _) => { };
-        process.ErrorDataReceived += (_, _) => { };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        var deadline = Stopwatch.StartNew();
-        while (deadline.Elapsed < TimeSpan.FromSeconds(120))
-        {
-            if (process.HasExited)
-            {
-                throw new InvalidOperationException("the server exited with code " + process.ExitCode.ToString(CultureInfo.InvariantCulture));
-            }
-
-            try
-            {
-                using var response = await http.GetAsync(new Uri("/health", UriKind.Relative));
-                if (response.IsSuccessStatusCode)
-                {
-                    return process;
-                }
-            }
-            catch (HttpRequestException)
-            {
-                // Not listening yet.
-            }
-
-            await Task.Delay(100);
-        }
-
-        process.Kill();
-        throw new TimeoutException("the server did not start within 120 s");
-    }
-
-    private static async Task StopAsync(Process process)
-    {
-        // SIGTERM: a clean shutdown, so the database is closed before it is edited.
-        Process.Start("kill", ["-TERM", process.Id.ToString(CultureInfo.InvariantCulture)])!.WaitForExit();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        await process.WaitForExitAsync(timeout.Token);
     }
 }
