@@ -54,6 +54,7 @@ public sealed class HomeserverServices : IDisposable
         Presence = new PresenceStore(database);
         Typing = new TypingNotifications(clock);
         Retention = new RetentionStore(database);
+        Privacy = new PrivacyStore(database);
         Jobs = new JobStore(database);
         RetentionPolicies = new RetentionPolicies(this);
     }
@@ -63,6 +64,9 @@ public sealed class HomeserverServices : IDisposable
 
     /// <summary>Retention overrides, purges and self-destruct schedules.</summary>
     public RetentionStore Retention { get; }
+
+    /// <summary>Queries of the personal-data garbage collectors.</summary>
+    public PrivacyStore Privacy { get; }
 
     /// <summary>Background job leases and status.</summary>
     public JobStore Jobs { get; }

@@ -3,6 +3,7 @@ using Lethe.Homeserver.AccountData;
 using Lethe.Homeserver.Accounts;
 using Lethe.Homeserver.Ephemeral;
 using Lethe.Homeserver.Relations;
+using Lethe.Homeserver.Privacy;
 using Lethe.Homeserver.Retention;
 using Lethe.Homeserver.Rooms;
 using Lethe.Homeserver.Sync;
@@ -35,8 +36,9 @@ public sealed partial class LetheHost : IAsyncDisposable
 
     private readonly Timer _housekeeping;
 
-    private LetheHost(WebApplication app, HomeserverServices services, RetentionPurger purger, SelfDestruct selfDestruct)
+    private LetheHost(WebApplication app, HomeserverServices services, RetentionPurger purger, SelfDestruct selfDestruct, PrivacyGc privacyGc)
     {
+        PrivacyGc = privacyGc;
         _app = app;
         _config = services.Config;
         Services = services;
@@ -51,6 +53,9 @@ public sealed partial class LetheHost : IAsyncDisposable
 
     /// <summary>The retention purge jobs.</summary>
     public RetentionPurger Purger { get; }
+
+    /// <summary>The personal-data garbage collectors.</summary>
+    public PrivacyGc PrivacyGc { get; }
 
     /// <summary>The self-destruct scheduler (MSC2228).</summary>
     internal SelfDestruct SelfDestruct => _selfDestruct;
@@ -99,9 +104,9 @@ public sealed partial class LetheHost : IAsyncDisposable
         {
             var services = new HomeserverServices(config, database, signingKey, clock);
             await services.Streams.LoadAsync(database, ct);
-            var app = Build(services, logging, out var purger, out var selfDestruct);
+            var app = Build(services, logging, out var purger, out var selfDestruct, out var privacyGc);
             extraEndpoints?.Invoke(app);
-            var host = new LetheHost(app, services, purger, selfDestruct);
+            var host = new LetheHost(app, services, purger, selfDestruct, privacyGc);
             await app.StartAsync(ct);
             purger.Start();
             selfDestruct.Start();
@@ -115,7 +120,7 @@ public sealed partial class LetheHost : IAsyncDisposable
         }
     }
 
-    private static WebApplication Build(HomeserverServices services, Action<ILoggingBuilder>? logging, out RetentionPurger purger, out SelfDestruct selfDestruct)
+    private static WebApplication Build(HomeserverServices services, Action<ILoggingBuilder>? logging, out RetentionPurger purger, out SelfDestruct selfDestruct, out PrivacyGc privacyGc)
     {
         var config = services.Config;
         // Lethe's configuration is homeserver.yaml; the host's own appsettings.json is read once and never watched. Watching
@@ -169,6 +174,8 @@ public sealed partial class LetheHost : IAsyncDisposable
         purger = new RetentionPurger(services, loggers.CreateLogger("Lethe.Retention"));
         selfDestruct = new SelfDestruct(services, loggers.CreateLogger("Lethe.Retention"));
         RetentionEndpoints.Map(app, services, purger);
+        privacyGc = new PrivacyGc(services, loggers.CreateLogger("Lethe.Privacy"));
+        PrivacyEndpoints.Map(app, services, privacyGc);
         Metrics.MetricsEndpoints.Map(app, services);
         return app;
     }
@@ -245,6 +252,7 @@ public sealed partial class LetheHost : IAsyncDisposable
         {
             await Services.Activity.FlushAsync(Stopping);
             Services.RateLimiter.Prune();
+            await PrivacyGc.RunIfDueAsync(Stopping);
         }
         catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or System.Data.Common.DbException)
         {
@@ -272,6 +280,7 @@ public sealed partial class LetheHost : IAsyncDisposable
         // Background jobs stop after the last request, and before the database closes under them.
         await Purger.DisposeAsync();
         await _selfDestruct.DisposeAsync();
+        await PrivacyGc.DisposeAsync();
         await Services.Activity.FlushAsync(CancellationToken.None);
         Services.Dispose();
         await Database.DisposeAsync();

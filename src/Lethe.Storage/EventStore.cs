@@ -79,9 +79,17 @@ public sealed class EventStore(Database db)
     }
 
     /// <summary>Marks an event as redacted by a redaction event, in the caller's transaction.</summary>
-    public static Task MarkRedactedAsync(DbTransaction tx, string eventId, string redactionId) =>
-        WriteCommands.ExecuteAsync(
+    public static async Task MarkRedactedAsync(DbTransaction tx, string eventId, string redactionId, long redactedTs)
+    {
+        var changed = await WriteCommands.ExecuteAsync(
             tx, "UPDATE events SET redacted_by = @redactionId WHERE event_id = @eventId AND redacted_by IS NULL", ("redactionId", redactionId), ("eventId", eventId));
+        if (changed > 0)
+        {
+            // The original content stays (servers may still need it briefly) until redaction GC prunes it.
+            await WriteCommands.ExecuteAsync(
+                tx, "INSERT INTO redaction_gc_queue (event_id, redacted_ts) VALUES (@eventId, @redactedTs) ON CONFLICT (event_id) DO NOTHING", ("eventId", eventId), ("redactedTs", redactedTs));
+        }
+    }
 
     /// <summary>Records an event's relation, in the caller's transaction.</summary>
     public static Task InsertRelationAsync(DbTransaction tx, string eventId, string roomId, string relatesTo, string relType, string? aggregationKey) =>

@@ -68,6 +68,13 @@ internal sealed class ConfigSection
         return IsNull(node) ? null : node;
     }
 
+    /// <summary>True when the key is present with a null value (<c>key: null</c> or <c>key:</c>), which some options use to mean "never".</summary>
+    public bool IsExplicitNull(string key)
+    {
+        _read.Add(key);
+        return _node.Children.TryGetValue(new YamlScalarNode(key), out var value) && IsNull(value);
+    }
+
     private static bool IsNull(YamlNode? node) =>
         node is null || node is YamlScalarNode { Style: ScalarStyle.Plain or ScalarStyle.Any } s && s.Value is null or "" or "~" or "null" or "Null" or "NULL";
 

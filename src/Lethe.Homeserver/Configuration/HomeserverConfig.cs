@@ -60,6 +60,12 @@ public sealed record HomeserverConfig
     /// <summary>Message retention (MSC1763).</summary>
     public required RetentionConfig Retention { get; init; }
 
+    /// <summary><c>redaction_retention_period</c> (ms): how long the original content of a redacted event is kept; null keeps it forever. Default 7 days.</summary>
+    public long? RedactionRetentionPeriod { get; init; } = 7 * 86_400_000L;
+
+    /// <summary><c>user_ips_max_age</c> (ms): how long a device's last IP address and user agent are kept after it was last seen; null keeps them. Default 28 days.</summary>
+    public long? UserIpsMaxAge { get; init; } = 28 * 86_400_000L;
+
     /// <summary>Largest upload accepted, in bytes.</summary>
     public long MaxUploadSize { get; init; } = 50L * 1024 * 1024;
 

@@ -38,6 +38,7 @@ public sealed class LetheMetrics : IDisposable
         RetentionPurgedEvents = _meter.CreateCounter<long>("lethe_retention_purged_events", description: "Events deleted by retention purge jobs");
         RetentionPurgeRuns = _meter.CreateCounter<long>("lethe_retention_purge_runs", description: "Retention purge job runs, by outcome");
         RetentionPurgeSeconds = _meter.CreateCounter<double>("lethe_retention_purge_seconds", description: "Time spent in retention purge job runs");
+        PrivacyGcItems = _meter.CreateCounter<long>("lethe_privacy_gc_items", description: "Personal data deleted by the privacy garbage collectors, by job");
         SelfDestructedEvents = _meter.CreateCounter<long>("lethe_self_destructed_events", description: "Self-destructing (MSC2228) events redacted at their expiry");
         _meter.CreateObservableCounter("process_cpu_seconds", () => Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds, description: "CPU time used by the process");
         _meter.CreateObservableGauge("process_resident_memory_bytes", () => Environment.WorkingSet, description: "Resident memory of the process");
@@ -64,6 +65,9 @@ public sealed class LetheMetrics : IDisposable
 
     /// <summary>Seconds spent purging, tagged with the job.</summary>
     public Counter<double> RetentionPurgeSeconds { get; }
+
+    /// <summary>Items deleted by the privacy GC, tagged with the job (<c>redactions</c>, <c>client_ips</c>).</summary>
+    public Counter<long> PrivacyGcItems { get; }
 
     /// <summary>Self-destructing events redacted.</summary>
     public Counter<long> SelfDestructedEvents { get; }

@@ -216,7 +216,7 @@ public sealed class RoomEventPipeline(
 
             if (redactionTarget is not null)
             {
-                await EventStore.MarkRedactedAsync(tx, redactionTarget, pdu.EventId);
+                await EventStore.MarkRedactedAsync(tx, redactionTarget, pdu.EventId, r.ReceivedTs);
             }
 
             // In the same transaction as the event, so a crash cannot leave a self-destructing message without its timer.

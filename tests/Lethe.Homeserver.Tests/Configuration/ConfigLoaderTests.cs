@@ -128,7 +128,23 @@ public class ConfigLoaderTests
         Assert.Equal("/etc/lethe/example.org.signing.key", c.SigningKeyPath);
         Assert.Equal("https://example.org/", c.PublicBaseUrl);
         Assert.Equal(new RateLimit(0.2, 10), c.RateLimits["rc_message"]);
+        Assert.Equal(7 * 86_400_000L, c.RedactionRetentionPeriod);
+        Assert.Equal(28 * 86_400_000L, c.UserIpsMaxAge);
         Assert.Empty(c.Warnings);
+    }
+
+    [Fact]
+    public void PersonalDataPeriodsTakeDurationsOrNullForForever()
+    {
+        var c = Load(Minimal + "redaction_retention_period: 2d\nuser_ips_max_age: 12h\n");
+        Assert.Equal(2 * 86_400_000L, c.RedactionRetentionPeriod);
+        Assert.Equal(12 * 3_600_000L, c.UserIpsMaxAge);
+        Assert.Empty(c.Warnings);
+        c = Load(Minimal + "redaction_retention_period: null\nuser_ips_max_age:\n");
+        Assert.Null(c.RedactionRetentionPeriod);
+        Assert.Null(c.UserIpsMaxAge);
+        Assert.Empty(c.Warnings);
+        Assert.Contains("redaction_retention_period", Invalid(Minimal + "redaction_retention_period: soon\n").Message, StringComparison.Ordinal);
     }
 
     [Fact]
