@@ -55,6 +55,8 @@ public sealed class HomeserverServices : IDisposable
         Typing = new TypingNotifications(clock);
         Retention = new RetentionStore(database);
         Privacy = new PrivacyStore(database);
+        Admin = new AdminStore(database);
+        Erasure = new Privacy.Erasure(this);
         Jobs = new JobStore(database);
         RetentionPolicies = new RetentionPolicies(this);
     }
@@ -65,8 +67,14 @@ public sealed class HomeserverServices : IDisposable
     /// <summary>Retention overrides, purges and self-destruct schedules.</summary>
     public RetentionStore Retention { get; }
 
-    /// <summary>Queries of the personal-data garbage collectors.</summary>
+    /// <summary>Queries of the personal-data garbage collectors and erasure.</summary>
     public PrivacyStore Privacy { get; }
+
+    /// <summary>Queries behind the admin API.</summary>
+    public AdminStore Admin { get; }
+
+    /// <summary>Erased users, and erasing them.</summary>
+    public Privacy.Erasure Erasure { get; }
 
     /// <summary>Background job leases and status.</summary>
     public JobStore Jobs { get; }

@@ -104,6 +104,7 @@ public sealed partial class LetheHost : IAsyncDisposable
         {
             var services = new HomeserverServices(config, database, signingKey, clock);
             await services.Streams.LoadAsync(database, ct);
+            await services.Erasure.LoadAsync(ct);
             var app = Build(services, logging, out var purger, out var selfDestruct, out var privacyGc);
             extraEndpoints?.Invoke(app);
             var host = new LetheHost(app, services, purger, selfDestruct, privacyGc);
@@ -176,6 +177,7 @@ public sealed partial class LetheHost : IAsyncDisposable
         RetentionEndpoints.Map(app, services, purger);
         privacyGc = new PrivacyGc(services, loggers.CreateLogger("Lethe.Privacy"));
         PrivacyEndpoints.Map(app, services, privacyGc);
+        SynapseAdminEndpoints.Map(app, services);
         Metrics.MetricsEndpoints.Map(app, services);
         return app;
     }

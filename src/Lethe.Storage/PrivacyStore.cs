@@ -28,4 +28,24 @@ public sealed class PrivacyStore(Database db)
             UPDATE devices SET last_seen_ip = NULL, last_seen_user_agent = NULL
             WHERE last_seen_ts <= @cutoff AND (last_seen_ip IS NOT NULL OR last_seen_user_agent IS NOT NULL)
             """, new { cutoff }, tx), ct);
+
+    /// <summary>Every erased user.</summary>
+    public Task<List<string>> ErasedUsersAsync(CancellationToken ct = default) =>
+        db.ReadAsync(async c => (await c.QueryAsync<string>("SELECT user_id FROM erased_users")).AsList(), ct);
+
+    /// <summary>
+    /// Marks the user erased and deletes what the server holds about them beyond their room events: profile, account
+    /// data (room tags included), filters, presence and receipts. Devices, tokens and the password go with deactivation.
+    /// </summary>
+    public Task EraseAsync(string userId, long now, CancellationToken ct = default) =>
+        db.WriteAsync(async tx =>
+        {
+            var c = tx.Connection!;
+            await c.ExecuteAsync("INSERT INTO erased_users (user_id, erased_ts) VALUES (@userId, @now) ON CONFLICT (user_id) DO NOTHING", new { userId, now }, tx);
+            await c.ExecuteAsync("UPDATE profiles SET displayname = NULL, avatar_url = NULL WHERE user_id = @userId", new { userId }, tx);
+            foreach (var table in new[] { "account_data", "filters", "presence", "receipts" })
+            {
+                await c.ExecuteAsync($"DELETE FROM {table} WHERE user_id = @userId", new { userId }, tx);
+            }
+        }, ct);
 }

@@ -84,7 +84,20 @@ public static class AccountEndpoints
             var requester = await hs.Auth.RequireAsync(ctx);
             var body = await JsonBody.ReadOptionalObjectAsync(ctx);
             await hs.Uia.RequireAsync(ctx, body, [[UserInteractiveAuth.Password]], requester.UserId);
-            await DeactivateAsync(hs, requester.UserId, ctx.RequestAborted);
+            if (body?["erase"] is { } erase && erase.GetValueKind() is not (System.Text.Json.JsonValueKind.True or System.Text.Json.JsonValueKind.False))
+            {
+                throw MatrixException.BadJson("erase must be a boolean");
+            }
+
+            if (body?["erase"]?.GetValue<bool>() == true)
+            {
+                await hs.Erasure.EraseAsync(requester.UserId, ctx.RequestAborted);
+            }
+            else
+            {
+                await DeactivateAsync(hs, requester.UserId, ctx.RequestAborted);
+            }
+
             return new JsonObject { ["id_server_unbind_result"] = "no-support" };
         });
 

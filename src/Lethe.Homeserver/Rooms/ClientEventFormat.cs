@@ -128,8 +128,10 @@ public sealed class ClientEventFormat(HomeserverServices hs)
         if (pdu.StateKey is not null)
         {
             var before = await hs.StateStore.GetGroupAsync(e.Row.StateGroup, ct);
-            if (before.TryGetValue(pdu.StateMapKey, out var previousId) && await hs.Events.GetAsync(previousId, ct) is { } previous)
+            if (before.TryGetValue(pdu.StateMapKey, out var previousId) && await hs.Events.GetAsync(previousId, ct) is { } stored
+                && (hs.Erasure.IsErased(stored.Pdu.Sender) ? await hs.Visibility.ViewAsync(viewer.UserId, stored, ct) : stored) is { } previous)
             {
+                // An erased user's earlier state is shown as the gate shows that event itself (redacted to newcomers).
                 unsigned["replaces_state"] = previousId;
                 unsigned["prev_content"] = previous.Pdu.Content.DeepClone();
                 unsigned["prev_sender"] = previous.Pdu.Sender;

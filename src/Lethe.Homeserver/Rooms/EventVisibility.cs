@@ -6,8 +6,8 @@ namespace Lethe.Homeserver.Rooms;
 /// <summary>
 /// The one gate every event served to a client passes: history visibility and the reader's membership at the event
 /// (client-server API "Room History Visibility"), rejected events, ignored users, and retention expiry (an expired
-/// message is never served again, even before a purge job deletes it). Later privacy rules (erasure) belong here
-/// too, so they hold for every endpoint at once.
+/// message is never served again, even before a purge job deletes it), and erasure (an erased user's events are
+/// redacted for anyone who was not in the room when they were sent), so these hold for every endpoint at once.
 /// </summary>
 public sealed class EventVisibility(HomeserverServices hs)
 {
@@ -67,6 +67,13 @@ public sealed class EventVisibility(HomeserverServices hs)
 
             if (e.StreamOrdering > joinedSince || await IsVisibleSlowAsync(userId, e, lastJoinStream, ct))
             {
+                // Erasure: only those who were in the room when an erased user's event was sent still see its content.
+                if (hs.Erasure.IsErased(e.Pdu.Sender) && e.StreamOrdering <= joinedSince
+                    && await MembershipAtAsync(await hs.StateStore.GetGroupAsync(e.Row.StateGroup, ct), userId, ct) != Membership.Join)
+                {
+                    e = e.AsRedacted();
+                }
+
                 result.Add(e);
             }
         }

@@ -42,7 +42,7 @@ public sealed class StoredEvent
         return new StoredEvent(row, RedactedPdu(CanonicalJson.ParseObject(row.Json), version, row.EventId));
     }
 
-    /// <summary>The same event with its content redacted: how an expired event that must stay in the DAG is served.</summary>
+    /// <summary>The same event with its content redacted: how an expired event that must stay in the DAG, or an erased user's event, is served.</summary>
     public StoredEvent AsRedacted() =>
         IsExpiredView ? this : new StoredEvent(Row, RedactedPdu(Pdu.Json, Pdu.RoomVersion, EventId)) { IsExpiredView = true };
 
@@ -53,7 +53,7 @@ public sealed class StoredEvent
         return Pdu.FromStoredBytes(buffer.WrittenSpan.ToArray(), version, eventId);
     }
 
-    /// <summary>True for the redacted view of an expired event made by <see cref="AsRedacted"/>.</summary>
+    /// <summary>True for a redacted view made by <see cref="AsRedacted"/>.</summary>
     public bool IsExpiredView { get; private init; }
 
     /// <summary>The same event with a compact <see cref="Pdu"/>, as caches keep it.</summary>

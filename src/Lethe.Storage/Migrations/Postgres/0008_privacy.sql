@@ -9,3 +9,10 @@ CREATE INDEX redaction_gc_queue_ts ON redaction_gc_queue(redacted_ts, event_id);
 -- Events redacted before this migration: their redactions' arrival times start the period.
 INSERT INTO redaction_gc_queue (event_id, redacted_ts)
     SELECT e.event_id, r.received_ts FROM events e JOIN events r ON r.event_id = e.redacted_by;
+
+-- Users erased at deactivation (erase: true). Their events are served redacted to anyone who was not in the room
+-- when they were sent; their account can never be reactivated.
+CREATE TABLE erased_users (
+    user_id TEXT PRIMARY KEY,
+    erased_ts BIGINT NOT NULL
+);

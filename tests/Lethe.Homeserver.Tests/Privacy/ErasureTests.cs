@@ -1,0 +1,110 @@
+using System.Net;
+using System.Text;
+using System.Text.Json.Nodes;
+using Dapper;
+using Lethe.Homeserver.Tests.Infrastructure;
+using Lethe.Storage;
+
+namespace Lethe.Homeserver.Tests.Privacy;
+
+/// <summary>Deactivation with erasure follows the email model: who received a message keeps it, nobody else gets it.</summary>
+public abstract class ErasureTests(DatabaseEngine engine)
+{
+    private static async Task<JsonObject> ContentSeenByAsync(MatrixClient viewer, string roomId, string eventId) =>
+        (await viewer.GetAsync($"/_matrix/client/v3/rooms/{roomId}/event/{eventId}")).Ok()["content"]!.AsObject();
+
+    [Fact]
+    public async Task AnErasedUsersMessagesAreRedactedForEveryoneWhoWasNotThere()
+    {
+        await using var server = await TestHomeserver.StartAsync(engine, extraYaml: TestHomeserver.OpenRegistration);
+        var alice = await server.RegisterAsync("alice");
+        var bob = await server.RegisterAsync("bob");
+        var carol = await server.RegisterAsync("carol");
+        var dave = await server.RegisterAsync("dave");
+        var roomId = await bob.CreateRoomAsync(new JsonObject { ["preset"] = "public_chat" });
+        await alice.JoinAsync(roomId);
+        var marker = $"zq-erased-{Guid.NewGuid():N}";
+        var early = (await alice.SendEventAsync(roomId, "m.room.message", new JsonObject { ["msgtype"] = "m.text", ["body"] = marker })).Ok()["event_id"]!.GetValue<string>();
+        await carol.JoinAsync(roomId);
+        var late = (await alice.SendEventAsync(roomId, "m.room.message", new JsonObject { ["msgtype"] = "m.text", ["body"] = marker + "-late" })).Ok()["event_id"]!.GetValue<string>();
+        (await alice.PutAsync($"/_matrix/client/v3/user/{alice.UserId}/account_data/m.secret_notes", new JsonObject { ["note"] = marker })).Ok();
+        (await alice.PutAsync($"/_matrix/client/v3/profile/{alice.UserId}/displayname", new JsonObject { ["displayname"] = "Alice " + marker })).Ok();
+
+        // Carol joined between the two messages; with shared history she can read both before the erasure.
+        Assert.Equal(marker, (await ContentSeenByAsync(carol, roomId, early))["body"]!.GetValue<string>());
+
+        var deactivate = await alice.PostAsync("/_matrix/client/v3/account/deactivate", new JsonObject { ["erase"] = true });
+        var session = deactivate.Body["session"]!.GetValue<string>();
+        (await alice.PostAsync("/_matrix/client/v3/account/deactivate", new JsonObject
+        {
+            ["erase"] = true,
+            ["auth"] = alice.PasswordAuth("correct horse battery", session),
+        })).Ok();
+        await dave.JoinAsync(roomId);
+
+        // Bob was there for both messages; Carol only for the second; Dave for neither.
+        Assert.Equal(marker, (await ContentSeenByAsync(bob, roomId, early))["body"]!.GetValue<string>());
+        Assert.Equal(marker + "-late", (await ContentSeenByAsync(bob, roomId, late))["body"]!.GetValue<string>());
+        Assert.Empty(await ContentSeenByAsync(carol, roomId, early));
+        Assert.Equal(marker + "-late", (await ContentSeenByAsync(carol, roomId, late))["body"]!.GetValue<string>());
+        Assert.Empty(await ContentSeenByAsync(dave, roomId, early));
+        Assert.Empty(await ContentSeenByAsync(dave, roomId, late));
+
+        // The same holds in /messages and in an initial /sync.
+        var history = (await dave.GetAsync($"/_matrix/client/v3/rooms/{roomId}/messages?dir=b&limit=50")).Ok().ToJsonString();
+        Assert.DoesNotContain(marker, history, StringComparison.Ordinal);
+        Assert.DoesNotContain(marker, (await dave.SyncAsync()).ToJsonString(), StringComparison.Ordinal);
+        Assert.Contains(marker, (await bob.GetAsync($"/_matrix/client/v3/rooms/{roomId}/messages?dir=b&limit=50")).Ok().ToJsonString(), StringComparison.Ordinal);
+
+        // The account is gone for good: no login, no re-registration, no profile, no account data, out of the room.
+        (await server.NewClient().PostAsync("/_matrix/client/v3/login", new JsonObject
+        {
+            ["type"] = "m.login.password",
+            ["identifier"] = new JsonObject { ["type"] = "m.id.user", ["user"] = "alice" },
+            ["password"] = "correct horse battery",
+        })).Error(HttpStatusCode.Forbidden, "M_FORBIDDEN");
+        (await server.NewClient().GetAsync("/_matrix/client/v3/register/available?username=alice")).Error(HttpStatusCode.BadRequest, "M_USER_IN_USE");
+        var profile = await server.NewClient().GetAsync($"/_matrix/client/v3/profile/{alice.UserId}");
+        Assert.DoesNotContain(marker, profile.Body.ToJsonString(), StringComparison.Ordinal);
+        var members = (await bob.GetAsync($"/_matrix/client/v3/rooms/{roomId}/joined_members")).Ok()["joined"]!.AsObject();
+        Assert.False(members.ContainsKey(alice.UserId));
+        var accountData = await server.Host.Database.ReadAsync(c => c.ExecuteScalarAsync<long>(
+            "SELECT COUNT(*) FROM account_data WHERE user_id = @u", new { u = alice.UserId }));
+        Assert.Equal(0, accountData);
+
+        // Erasure survives a restart of the server's memory: it is read back from the database.
+        var erased = await server.Host.Database.ReadAsync(c => c.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM erased_users WHERE user_id = @u", new { u = alice.UserId }));
+        Assert.Equal(1, erased);
+    }
+
+    [Fact]
+    public async Task DeactivationWithoutEraseKeepsMessagesForNewcomers()
+    {
+        await using var server = await TestHomeserver.StartAsync(engine, extraYaml: TestHomeserver.OpenRegistration);
+        var alice = await server.RegisterAsync("alice");
+        var bob = await server.RegisterAsync("bob");
+        var dave = await server.RegisterAsync("dave");
+        var roomId = await bob.CreateRoomAsync(new JsonObject { ["preset"] = "public_chat" });
+        await alice.JoinAsync(roomId);
+        var id = (await alice.SendEventAsync(roomId, "m.room.message", new JsonObject { ["msgtype"] = "m.text", ["body"] = "kept" })).Ok()["event_id"]!.GetValue<string>();
+        var session = (await alice.PostAsync("/_matrix/client/v3/account/deactivate", new JsonObject())).Body["session"]!.GetValue<string>();
+        (await alice.PostAsync("/_matrix/client/v3/account/deactivate", new JsonObject { ["auth"] = alice.PasswordAuth("correct horse battery", session) })).Ok();
+        await dave.JoinAsync(roomId);
+        Assert.Equal("kept", (await ContentSeenByAsync(dave, roomId, id))["body"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task EraseMustBeABoolean()
+    {
+        await using var server = await TestHomeserver.StartAsync(engine, extraYaml: TestHomeserver.OpenRegistration);
+        var alice = await server.RegisterAsync("alice");
+        var session = (await alice.PostAsync("/_matrix/client/v3/account/deactivate", new JsonObject())).Body["session"]!.GetValue<string>();
+        (await alice.PostAsync("/_matrix/client/v3/account/deactivate", new JsonObject { ["erase"] = "yes", ["auth"] = alice.PasswordAuth("correct horse battery", session) }))
+            .Error(HttpStatusCode.BadRequest, "M_BAD_JSON");
+        (await alice.GetAsync("/_matrix/client/v3/account/whoami")).Ok();
+    }
+}
+
+public sealed class SqliteErasureTests() : ErasureTests(DatabaseEngine.Sqlite);
+
+public sealed class PostgresErasureTests() : ErasureTests(DatabaseEngine.Postgres);
