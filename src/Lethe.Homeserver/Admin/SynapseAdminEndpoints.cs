@@ -88,6 +88,14 @@ public static class SynapseAdminEndpoints
             return new JsonObject { ["id_server_unbind_result"] = "success" };
         });
 
+        // GET /_synapse/admin/v1/users/{userId}/joined_rooms
+        app.MapJson("GET", V1 + "/users/{userId}/joined_rooms", ResourceGroup.Client, async ctx =>
+        {
+            await RegistrationTokenEndpoints.RequireAdminAsync(ctx, hs);
+            var rooms = await hs.StateStore.RoomsForUserAsync(LocalUser(ctx, hs), [Membership.Join], ctx.RequestAborted);
+            return new JsonObject { ["joined_rooms"] = new JsonArray(rooms.Select(r => (JsonNode)r.RoomId).ToArray()), ["total"] = rooms.Count };
+        });
+
         // GET /_synapse/admin/v1/whois/{userId}: devices with their last connection (the only one Lethe keeps).
         app.MapJson("GET", V1 + "/whois/{userId}", ResourceGroup.Client, async ctx =>
         {

@@ -1,0 +1,130 @@
+using System.Net;
+using System.Text.Json.Nodes;
+using Lethe.Homeserver.Tests.Infrastructure;
+using Lethe.Storage;
+
+namespace Lethe.Homeserver.Tests.Privacy;
+
+/// <summary>Synapse's admin API for accounts, rooms and purges: admins only, Synapse's shapes, and the same guarantees as retention.</summary>
+public abstract class AdminApiTests(DatabaseEngine engine)
+{
+    private async Task<(TestHomeserver Server, MatrixClient Root, MatrixClient Bob)> StartAsync(string yaml = "", TestClock? clock = null)
+    {
+        var server = await TestHomeserver.StartAsync(engine, extraYaml: TestHomeserver.OpenRegistration + yaml, clock: clock);
+        await Accounts.UserStoreSeed.AdminAsync(server, "root");
+        var root = server.NewClient();
+        await root.LoginAsync("root");
+        return (server, root, await server.RegisterAsync("bob"));
+    }
+
+    [Fact]
+    public async Task OnlyServerAdminsMayUseIt()
+    {
+        var (server, _, bob) = await StartAsync();
+        await using var _ = server;
+        foreach (var path in new[] { "/_synapse/admin/v2/users", "/_synapse/admin/v1/rooms", "/_synapse/admin/v1/server_version", $"/_synapse/admin/v1/whois/{bob.UserId}" })
+        {
+            (await bob.GetAsync(path)).Error(HttpStatusCode.Forbidden, "M_FORBIDDEN");
+            (await server.NewClient().GetAsync(path)).Error(HttpStatusCode.Unauthorized, "M_MISSING_TOKEN");
+        }
+    }
+
+    [Fact]
+    public async Task UsersAreListedSearchedPagedAndManaged()
+    {
+        var (server, root, bob) = await StartAsync();
+        await using var _ = server;
+        for (var i = 0; i < 3; i++)
+        {
+            await server.RegisterAsync("user" + i);
+        }
+
+        var page = (await root.GetAsync("/_synapse/admin/v2/users?limit=2")).Ok();
+        Assert.Equal(5, page["total"]!.GetValue<long>());
+        Assert.Equal(2, page["users"]!.AsArray().Count);
+        Assert.Equal("2", page["next_token"]!.GetValue<string>());
+        var rest = (await root.GetAsync("/_synapse/admin/v2/users?limit=10&from=2")).Ok();
+        Assert.Equal(3, rest["users"]!.AsArray().Count);
+        Assert.Null(rest["next_token"]);
+        var found = (await root.GetAsync("/_synapse/admin/v2/users?name=USER1")).Ok()["users"]!.AsArray();
+        Assert.Equal("@user1:test.local", Assert.Single(found)!["name"]!.GetValue<string>());
+
+        // Create an account with PUT (201), log in with it, then change its password (which logs its devices out).
+        var created = await root.PutAsync("/_synapse/admin/v2/users/@dora:test.local", new JsonObject { ["password"] = "dora's long password", ["displayname"] = "Dora" });
+        Assert.Equal(HttpStatusCode.Created, created.Status);
+        Assert.Equal("Dora", created.Body["displayname"]!.GetValue<string>());
+        var dora = server.NewClient();
+        await dora.LoginAsync("dora", "dora's long password");
+        (await root.PutAsync("/_synapse/admin/v2/users/@dora:test.local", new JsonObject { ["password"] = "another long password" })).Ok();
+        (await dora.GetAsync("/_matrix/client/v3/account/whoami")).Error(HttpStatusCode.Unauthorized, "M_UNKNOWN_TOKEN");
+        await server.NewClient().LoginAsync("dora", "another long password");
+
+        // Deactivated accounts are listed only when asked for; an erased one can never come back.
+        (await root.PostAsync("/_synapse/admin/v1/deactivate/" + bob.UserId, new JsonObject { ["erase"] = true })).Ok();
+        Assert.DoesNotContain(bob.UserId, (await root.GetAsync("/_synapse/admin/v2/users")).Ok().ToJsonString(), StringComparison.Ordinal);
+        Assert.Contains(bob.UserId, (await root.GetAsync("/_synapse/admin/v2/users?deactivated=true")).Ok().ToJsonString(), StringComparison.Ordinal);
+        (await root.PutAsync("/_synapse/admin/v2/users/" + bob.UserId, new JsonObject { ["deactivated"] = false, ["password"] = "a new long password" }))
+            .Error(HttpStatusCode.Forbidden, "M_FORBIDDEN");
+    }
+
+    [Fact]
+    public async Task BadRequestsGetClearErrors()
+    {
+        var (server, root, _) = await StartAsync();
+        await using var _ = server;
+        (await root.GetAsync("/_synapse/admin/v2/users?limit=zero")).Error(HttpStatusCode.BadRequest, "M_INVALID_PARAM");
+        (await root.GetAsync("/_synapse/admin/v2/users?order_by=password_hash")).Error(HttpStatusCode.BadRequest, "M_INVALID_PARAM");
+        (await root.GetAsync("/_synapse/admin/v2/users?dir=sideways")).Error(HttpStatusCode.BadRequest, "M_INVALID_PARAM");
+        (await root.GetAsync("/_synapse/admin/v2/users/@nobody:test.local")).Error(HttpStatusCode.NotFound, "M_NOT_FOUND");
+        (await root.GetAsync("/_synapse/admin/v2/users/@someone:elsewhere.org")).Error(HttpStatusCode.BadRequest, "M_INVALID_PARAM");
+        (await root.GetAsync("/_synapse/admin/v2/users/not-a-user-id")).Error(HttpStatusCode.BadRequest, "M_INVALID_PARAM");
+        (await root.PostAsync("/_synapse/admin/v1/deactivate/@nobody:test.local", new JsonObject())).Error(HttpStatusCode.NotFound, "M_NOT_FOUND");
+        (await root.PostAsync("/_synapse/admin/v1/deactivate/@root:test.local", new JsonObject { ["erase"] = "yes" })).Error(HttpStatusCode.BadRequest, "M_BAD_JSON");
+        (await root.GetAsync("/_synapse/admin/v1/rooms/!nope:test.local")).Error(HttpStatusCode.NotFound, "M_NOT_FOUND");
+        (await root.GetAsync("/_synapse/admin/v1/purge_history_status/nope")).Error(HttpStatusCode.NotFound, "M_NOT_FOUND");
+        (await root.PostAsync("/_synapse/admin/v1/purge_history/!nope:test.local", new JsonObject { ["purge_up_to_ts"] = 1 })).Error(HttpStatusCode.NotFound, "M_NOT_FOUND");
+        (await root.PutAsync("/_synapse/admin/v2/users/@root:test.local", new JsonObject { ["admin"] = false })).Error(HttpStatusCode.BadRequest, "M_INVALID_PARAM");
+    }
+
+    [Fact]
+    public async Task PurgeHistoryKeepsLocalEventsUnlessAskedAndHonoursMinLifetime()
+    {
+        var clock = new TestClock();
+        var (server, root, bob) = await StartAsync("retention:\n  enabled: true\n", clock);
+        await using var _ = server;
+        var roomId = await bob.CreateRoomAsync(new JsonObject { ["preset"] = "public_chat", ["name"] = "Purged" });
+        (await bob.SetStateAsync(roomId, "m.room.retention", new JsonObject { ["min_lifetime"] = 86_400_000 })).Ok();
+        var held = (await bob.SendEventAsync(roomId, "m.room.message", new JsonObject { ["msgtype"] = "m.text", ["body"] = "held" })).Ok()["event_id"]!.GetValue<string>();
+        clock.Advance(TimeSpan.FromHours(1));
+        var now = server.Host.Services.NowMs;
+        await bob.SendTextAsync(roomId, "newest");
+
+        async Task<string> PurgeAsync(JsonObject body)
+        {
+            var id = (await root.PostAsync($"/_synapse/admin/v1/purge_history/{roomId}", body)).Ok()["purge_id"]!.GetValue<string>();
+            await Poll.UntilAsync(async () => (await root.GetAsync("/_synapse/admin/v1/purge_history_status/" + id)).Ok()["status"]!.GetValue<string>() != "active", TimeSpan.FromSeconds(30), "the purge to finish");
+            return (await root.GetAsync("/_synapse/admin/v1/purge_history_status/" + id)).Ok()["status"]!.GetValue<string>();
+        }
+
+        // Local events stay by default; with delete_local_events the room's min_lifetime still holds the message.
+        Assert.Equal("complete", await PurgeAsync(new JsonObject { ["purge_up_to_ts"] = now }));
+        (await bob.GetAsync($"/_matrix/client/v3/rooms/{roomId}/event/{held}")).Ok();
+        Assert.Equal("complete", await PurgeAsync(new JsonObject { ["purge_up_to_ts"] = now, ["delete_local_events"] = true }));
+        (await bob.GetAsync($"/_matrix/client/v3/rooms/{roomId}/event/{held}")).Ok();
+
+        clock.Advance(TimeSpan.FromDays(1));
+        Assert.Equal("complete", await PurgeAsync(new JsonObject { ["purge_up_to_ts"] = now, ["delete_local_events"] = true }));
+        (await bob.GetAsync($"/_matrix/client/v3/rooms/{roomId}/event/{held}")).Error(HttpStatusCode.NotFound, "M_NOT_FOUND");
+
+        // State and the newest message survive; the room lists with its details.
+        var details = (await root.GetAsync("/_synapse/admin/v1/rooms/" + roomId)).Ok();
+        Assert.Equal("Purged", details["name"]!.GetValue<string>());
+        Assert.Equal(1, details["joined_members"]!.GetValue<long>());
+        Assert.Equal(bob.UserId, Assert.Single((await root.GetAsync($"/_synapse/admin/v1/rooms/{roomId}/members")).Ok()["members"]!.AsArray())!.GetValue<string>());
+        await bob.SendTextAsync(roomId, "the room works on");
+    }
+}
+
+public sealed class SqliteAdminApiTests() : AdminApiTests(DatabaseEngine.Sqlite);
+
+public sealed class PostgresAdminApiTests() : AdminApiTests(DatabaseEngine.Postgres);
