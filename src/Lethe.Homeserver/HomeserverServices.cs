@@ -57,6 +57,7 @@ public sealed class HomeserverServices : IDisposable
         Privacy = new PrivacyStore(database);
         Admin = new AdminStore(database);
         Erasure = new Privacy.Erasure(this);
+        RoomPurge = new Privacy.RoomPurge(this);
         Jobs = new JobStore(database);
         RetentionPolicies = new RetentionPolicies(this);
     }
@@ -72,6 +73,9 @@ public sealed class HomeserverServices : IDisposable
 
     /// <summary>Queries behind the admin API.</summary>
     public AdminStore Admin { get; }
+
+    /// <summary>Deleting whole rooms (forgotten rooms, admin room deletion).</summary>
+    public Privacy.RoomPurge RoomPurge { get; }
 
     /// <summary>Erased users, and erasing them.</summary>
     public Privacy.Erasure Erasure { get; }

@@ -48,4 +48,55 @@ public sealed class PrivacyStore(Database db)
                 await c.ExecuteAsync($"DELETE FROM {table} WHERE user_id = @userId", new { userId }, tx);
             }
         }, ct);
+
+    /// <summary>
+    /// Rooms every local member has left and forgotten, the last of them at or before <paramref name="cutoff"/>:
+    /// no local user is joined, invited or knocking, and every local user with a membership has forgotten the room.
+    /// </summary>
+    public Task<List<string>> ForgottenRoomsAsync(string serverName, long cutoff, CancellationToken ct = default) =>
+        db.ReadAsync(async c => (await c.QueryAsync<string>(
+            """
+            SELECT f.room_id FROM room_forgotten f
+            GROUP BY f.room_id
+            HAVING MAX(f.forgotten_ts) <= @cutoff AND NOT EXISTS (
+                SELECT 1 FROM current_state cs
+                WHERE cs.room_id = f.room_id AND cs.type = 'm.room.member' AND cs.state_key LIKE @local ESCAPE '\'
+                  AND (cs.membership IN ('join', 'invite', 'knock')
+                       OR NOT EXISTS (SELECT 1 FROM room_forgotten f2 WHERE f2.room_id = cs.room_id AND f2.user_id = cs.state_key)))
+            """, new { cutoff, local = "%:" + serverName.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("%", "\\%", StringComparison.Ordinal).Replace("_", "\\_", StringComparison.Ordinal) })).AsList(), ct);
+
+    /// <summary>The room's non-state events, a batch at a time (oldest first), for deleting a room in steps.</summary>
+    public Task<List<string>> RoomEventBatchAsync(string roomId, int limit, CancellationToken ct = default) =>
+        db.ReadAsync(async c => (await c.QueryAsync<string>(
+            "SELECT event_id FROM events WHERE room_id = @roomId AND state_key IS NULL ORDER BY stream_ordering LIMIT @limit", new { roomId, limit })).AsList(), ct);
+
+    /// <summary>Deletes what is left of a room (its state events and every row about it), in the caller's transaction; returns the events deleted.</summary>
+    public static async Task<int> DeleteRoomAsync(System.Data.Common.DbTransaction tx, string roomId)
+    {
+        var c = tx.Connection!;
+        const string RoomEvents = "SELECT event_id FROM events WHERE room_id = @roomId";
+        foreach (var sql in new[]
+        {
+            $"DELETE FROM event_txns WHERE event_id IN ({RoomEvents})",
+            $"DELETE FROM redaction_gc_queue WHERE event_id IN ({RoomEvents})",
+            "DELETE FROM event_relations WHERE room_id = @roomId",
+            "DELETE FROM event_expiries WHERE room_id = @roomId",
+            "DELETE FROM receipts WHERE room_id = @roomId",
+            "DELETE FROM account_data WHERE room_id = @roomId",
+            "DELETE FROM room_forgotten WHERE room_id = @roomId",
+            "DELETE FROM room_aliases WHERE room_id = @roomId",
+            "DELETE FROM room_retention_overrides WHERE room_id = @roomId",
+            "DELETE FROM current_state WHERE room_id = @roomId",
+            "DELETE FROM room_forward_extremities WHERE room_id = @roomId",
+            "DELETE FROM state_group_entries WHERE state_group IN (SELECT id FROM state_groups WHERE room_id = @roomId)",
+            "DELETE FROM state_groups WHERE room_id = @roomId",
+        })
+        {
+            await c.ExecuteAsync(sql, new { roomId }, tx);
+        }
+
+        var events = await c.ExecuteAsync("DELETE FROM events WHERE room_id = @roomId", new { roomId }, tx);
+        await c.ExecuteAsync("DELETE FROM rooms WHERE room_id = @roomId", new { roomId }, tx);
+        return events;
+    }
 }

@@ -71,12 +71,12 @@ public sealed class RoomStore(Database db)
             ("userId", userId), ("deviceId", deviceId), ("scope", scope), ("txnId", txnId), ("eventId", eventId), ("now", now));
 
     /// <summary>Marks a room forgotten (or not) by a user.</summary>
-    public Task SetForgottenAsync(string userId, string roomId, bool forgotten, CancellationToken ct = default) =>
+    public Task SetForgottenAsync(string userId, string roomId, bool forgotten, long now, CancellationToken ct = default) =>
         db.WriteAsync(tx => tx.Connection!.ExecuteAsync(
             forgotten
-                ? "INSERT INTO room_forgotten (user_id, room_id) VALUES (@userId, @roomId) ON CONFLICT DO NOTHING"
+                ? "INSERT INTO room_forgotten (user_id, room_id, forgotten_ts) VALUES (@userId, @roomId, @now) ON CONFLICT DO NOTHING"
                 : "DELETE FROM room_forgotten WHERE user_id = @userId AND room_id = @roomId",
-            new { userId, roomId }, tx), ct);
+            new { userId, roomId, now }, tx), ct);
 
     /// <summary>Rooms the user has forgotten.</summary>
     public Task<HashSet<string>> ForgottenAsync(string userId, CancellationToken ct = default) =>

@@ -179,6 +179,68 @@ public static class SynapseAdminEndpoints
             return await RoomJsonAsync(hs, record, ctx.RequestAborted) ?? throw MatrixException.NotFound("Room not found");
         });
 
+        // DELETE /_synapse/admin/v2/rooms/{roomId} {"purge": true}: local members leave, then (with purge) the room is deleted.
+        var deletions = new ConcurrentDictionary<string, (string RoomId, string Status)>(StringComparer.Ordinal);
+        app.MapJson("DELETE", V2 + "/rooms/{roomId}", ResourceGroup.Client, async ctx =>
+        {
+            await RegistrationTokenEndpoints.RequireAdminAsync(ctx, hs);
+            var roomId = ctx.Route("roomId");
+            var body = await JsonBody.ReadOptionalObjectAsync(ctx);
+            if (body.OptionalString("new_room_user_id") is not null || body.OptionalBool("block", false))
+            {
+                throw MatrixException.InvalidParam("new_room_user_id and block are not supported by this server");
+            }
+
+            if (await hs.Snapshots.GetAsync(roomId, ctx.RequestAborted) is null)
+            {
+                throw MatrixException.NotFound("Room not found");
+            }
+
+            var purge = body.OptionalBool("purge", true);
+            var deleteId = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(8));
+            deletions[deleteId] = (roomId, purge ? "purging" : "shutting_down");
+            _ = Task.Run(async () =>
+            {
+                try
+                {
+                    if (purge)
+                    {
+                        await hs.RoomPurge.ShutDownAndPurgeAsync(roomId, CancellationToken.None);
+                    }
+                    else
+                    {
+                        await hs.RoomPurge.ShutDownAsync(roomId, CancellationToken.None);
+                    }
+
+                    deletions[deleteId] = (roomId, "complete");
+                }
+                catch (Exception ex) when (ex is System.Data.Common.DbException or InvalidOperationException or ObjectDisposedException or MatrixException)
+                {
+                    deletions[deleteId] = (roomId, "failed");
+                }
+            });
+            return new JsonObject { ["delete_id"] = deleteId };
+        });
+
+        // GET /_synapse/admin/v2/rooms/delete_status/{deleteId} and GET /_synapse/admin/v2/rooms/{roomId}/delete_status
+        app.MapJson("GET", V2 + "/rooms/delete_status/{deleteId}", ResourceGroup.Client, async ctx =>
+        {
+            await RegistrationTokenEndpoints.RequireAdminAsync(ctx, hs);
+            return deletions.TryGetValue(ctx.Route("deleteId"), out var d)
+                ? new JsonObject { ["status"] = d.Status, ["shutdown_room"] = new JsonObject() }
+                : throw MatrixException.NotFound("delete id not found");
+        });
+        app.MapJson("GET", V2 + "/rooms/{roomId}/delete_status", ResourceGroup.Client, async ctx =>
+        {
+            await RegistrationTokenEndpoints.RequireAdminAsync(ctx, hs);
+            var roomId = ctx.Route("roomId");
+            var found = deletions.Where(kv => kv.Value.RoomId == roomId).Select(kv => (JsonNode)new JsonObject
+            {
+                ["delete_id"] = kv.Key, ["status"] = kv.Value.Status, ["shutdown_room"] = new JsonObject(),
+            }).ToArray();
+            return found.Length > 0 ? new JsonObject { ["results"] = new JsonArray(found) } : throw MatrixException.NotFound("No delete task for this room");
+        });
+
         // GET /_synapse/admin/v1/rooms/{roomId}/members
         app.MapJson("GET", V1 + "/rooms/{roomId}/members", ResourceGroup.Client, async ctx =>
         {

@@ -174,6 +174,7 @@ public static class ConfigLoader
             RateLimits = ReadRateLimits(root),
             Retention = ReadRetention(root),
             RedactionRetentionPeriod = root.IsExplicitNull("redaction_retention_period") ? null : root.Duration("redaction_retention_period", 7 * 86_400_000L),
+            ForgottenRoomRetentionPeriod = root.Duration("forgotten_room_retention_period", null),
             UserIpsMaxAge = root.IsExplicitNull("user_ips_max_age") ? null : root.Duration("user_ips_max_age", 28 * 86_400_000L),
             MaxUploadSize = root.Size("max_upload_size", 50L * 1024 * 1024),
             TrustedKeyServers = ReadTrustedKeyServers(root, warnings),

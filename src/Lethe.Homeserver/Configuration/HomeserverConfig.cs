@@ -63,6 +63,9 @@ public sealed record HomeserverConfig
     /// <summary><c>redaction_retention_period</c> (ms): how long the original content of a redacted event is kept; null keeps it forever. Default 7 days.</summary>
     public long? RedactionRetentionPeriod { get; init; } = 7 * 86_400_000L;
 
+    /// <summary><c>forgotten_room_retention_period</c> (ms): how long after every local member has left and forgotten a room it is deleted; null (the default) keeps such rooms.</summary>
+    public long? ForgottenRoomRetentionPeriod { get; init; }
+
     /// <summary><c>user_ips_max_age</c> (ms): how long a device's last IP address and user agent are kept after it was last seen; null keeps them. Default 28 days.</summary>
     public long? UserIpsMaxAge { get; init; } = 28 * 86_400_000L;
 

@@ -9,7 +9,8 @@ namespace Lethe.Homeserver.Privacy;
 /// The personal-data garbage collectors, run every few minutes: the original content of redacted events is deleted once
 /// <c>redaction_retention_period</c> has passed since the redaction (and the room's <c>min_lifetime</c> allows), and
 /// client IP addresses and user agents are forgotten once a device has not been seen for <c>user_ips_max_age</c>.
-/// Deleting a device deletes its IP and user agent at once (they live on the device's row).
+/// Deleting a device deletes its IP and user agent at once (they live on the device's row). Rooms every local member
+/// has left and forgotten are deleted <c>forgotten_room_retention_period</c> after the last one forgot them.
 /// </summary>
 public sealed partial class PrivacyGc(HomeserverServices hs, ILogger logger) : IAsyncDisposable
 {
@@ -22,7 +23,7 @@ public sealed partial class PrivacyGc(HomeserverServices hs, ILogger logger) : I
     private long _next = hs.NowMs + IntervalMs;
 
     /// <summary>What one run deleted.</summary>
-    public sealed record Result(long RedactionsPruned, long ClientIpsPruned);
+    public sealed record Result(long RedactionsPruned, long ClientIpsPruned, long ForgottenRoomsPurged);
 
     /// <summary>Runs the collectors when their interval has passed and no run is under way (called by the host's housekeeping timer).</summary>
     public async Task RunIfDueAsync(CancellationToken ct)
@@ -49,7 +50,7 @@ public sealed partial class PrivacyGc(HomeserverServices hs, ILogger logger) : I
     {
         if (!await _running.WaitAsync(wait ? Timeout.InfiniteTimeSpan : TimeSpan.Zero, ct))
         {
-            return new Result(0, 0);
+            return new Result(0, 0, 0);
         }
 
         try
@@ -69,10 +70,22 @@ public sealed partial class PrivacyGc(HomeserverServices hs, ILogger logger) : I
                 await hs.Database.CompactAfterDeleteAsync(ct);
             }
 
+            long rooms = 0;
+            if (hs.Config.ForgottenRoomRetentionPeriod is { } period)
+            {
+                foreach (var roomId in await hs.Privacy.ForgottenRoomsAsync(hs.ServerName, hs.NowMs - period, ct))
+                {
+                    await hs.RoomPurge.PurgeAsync(roomId, ct);
+                    rooms++;
+                }
+            }
+
+            hs.Metrics.PrivacyGcItems.Add(rooms, new KeyValuePair<string, object?>("job", "forgotten_rooms"));
+
             hs.Metrics.PrivacyGcItems.Add(redactions, new KeyValuePair<string, object?>("job", "redactions"));
             hs.Metrics.PrivacyGcItems.Add(ips, new KeyValuePair<string, object?>("job", "client_ips"));
-            LogRun(logger, redactions, ips);
-            return new Result(redactions, ips);
+            LogRun(logger, redactions, ips, rooms);
+            return new Result(redactions, ips, rooms);
         }
         finally
         {
@@ -132,8 +145,8 @@ public sealed partial class PrivacyGc(HomeserverServices hs, ILogger logger) : I
         await _running.WaitAsync();
     }
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Privacy GC: {Redactions} redacted events pruned, {Ips} devices' IP addresses forgotten")]
-    private static partial void LogRun(ILogger logger, long redactions, long ips);
+    [LoggerMessage(Level = LogLevel.Information, Message = "Privacy GC: {Redactions} redacted events pruned, {Ips} devices' IP addresses forgotten, {Rooms} forgotten rooms deleted")]
+    private static partial void LogRun(ILogger logger, long redactions, long ips, long rooms);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Privacy GC failed; the next run resumes")]
     private static partial void LogFailed(ILogger logger, Exception exception);

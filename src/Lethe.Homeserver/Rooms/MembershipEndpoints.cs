@@ -68,7 +68,7 @@ public static class MembershipEndpoints
                 throw MatrixException.NotFound("You have never been in this room");
             }
 
-            await hs.RoomStore.SetForgottenAsync(requester.UserId, roomId, true, ctx.RequestAborted);
+            await hs.RoomStore.SetForgottenAsync(requester.UserId, roomId, true, hs.NowMs, ctx.RequestAborted);
             return new JsonObject();
         });
 
@@ -140,7 +140,7 @@ public static class MembershipEndpoints
         }
 
         await hs.Memberships.ChangeAsync(requester, roomId, requester.UserId, Membership.Join, body.OptionalString("reason", 4096), null, ctx.RequestAborted);
-        await hs.RoomStore.SetForgottenAsync(requester.UserId, roomId, false, ctx.RequestAborted);
+        await hs.RoomStore.SetForgottenAsync(requester.UserId, roomId, false, hs.NowMs, ctx.RequestAborted);
         return new JsonObject { ["room_id"] = roomId };
     }
 

@@ -34,4 +34,7 @@ public sealed class RoomDirectory(RoomStore rooms)
 
     /// <summary>Remembers a newly created room's version.</summary>
     public void Add(string roomId, RoomVersion version) => _versions[roomId] = version;
+
+    /// <summary>Forgets a room that has been deleted from this server.</summary>
+    public void Remove(string roomId) => _versions.TryRemove(roomId, out _);
 }

@@ -99,6 +99,9 @@ public sealed class RoomEventPipeline(
         return stored;
     }
 
+    /// <summary>Holds the room's write lock: no event is persisted in the room until the returned handle is disposed.</summary>
+    public Task<IDisposable> LockAsync(string roomId, CancellationToken ct) => locks.AcquireAsync(roomId, ct);
+
     /// <summary>Builds, authorizes and persists a local event. A repeated transaction ID returns the original event.</summary>
     /// <exception cref="MatrixException">404 for an unknown room, 403 when the auth rules reject the event, 400/413 for a malformed or oversized one.</exception>
     /// <remarks>

@@ -58,4 +58,7 @@ public sealed class RoomSnapshots(Database db, StateStore state, RoomStore rooms
 
     /// <summary>Installs the snapshot after an event was persisted (called under the room's write lock).</summary>
     public void Set(RoomSnapshot snapshot) => _snapshots[snapshot.RoomId] = snapshot;
+
+    /// <summary>Forgets a room that has been deleted from this server.</summary>
+    public void Remove(string roomId) => _snapshots.TryRemove(roomId, out _);
 }

@@ -68,6 +68,20 @@ public sealed class SyncNotifier(Database db, string serverName)
         }
     }
 
+    /// <summary>Forgets a room that has been deleted from this server: no user is in it any more, in any way.</summary>
+    public void ForgetRoom(string roomId)
+    {
+        _roomPositions.TryRemove(roomId, out _);
+        foreach (var (user, rooms) in _userRooms)
+        {
+            if (rooms.ContainsKey(roomId))
+            {
+                _membershipGenerations.AddOrUpdate(user, 1, (_, g) => g + 1);
+                _userRooms.TryRemove(user, out _);
+            }
+        }
+    }
+
     /// <summary>The rooms a local user has any membership in, with that membership.</summary>
     public async Task<ImmutableDictionary<string, string>> RoomsOfAsync(string userId, CancellationToken ct)
     {

@@ -130,13 +130,15 @@ public class ConfigLoaderTests
         Assert.Equal(new RateLimit(0.2, 10), c.RateLimits["rc_message"]);
         Assert.Equal(7 * 86_400_000L, c.RedactionRetentionPeriod);
         Assert.Equal(28 * 86_400_000L, c.UserIpsMaxAge);
+        Assert.Null(c.ForgottenRoomRetentionPeriod);
         Assert.Empty(c.Warnings);
     }
 
     [Fact]
     public void PersonalDataPeriodsTakeDurationsOrNullForForever()
     {
-        var c = Load(Minimal + "redaction_retention_period: 2d\nuser_ips_max_age: 12h\n");
+        var c = Load(Minimal + "redaction_retention_period: 2d\nuser_ips_max_age: 12h\nforgotten_room_retention_period: 30d\n");
+        Assert.Equal(30 * 86_400_000L, c.ForgottenRoomRetentionPeriod);
         Assert.Equal(2 * 86_400_000L, c.RedactionRetentionPeriod);
         Assert.Equal(12 * 3_600_000L, c.UserIpsMaxAge);
         Assert.Empty(c.Warnings);

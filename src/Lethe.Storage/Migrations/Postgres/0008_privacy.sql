@@ -16,3 +16,8 @@ CREATE TABLE erased_users (
     user_id TEXT PRIMARY KEY,
     erased_ts BIGINT NOT NULL
 );
+
+-- When each user forgot a room: forgotten_room_retention_period counts from the last local user's forget.
+-- Rooms forgotten before this migration count from now.
+ALTER TABLE room_forgotten ADD COLUMN forgotten_ts BIGINT NOT NULL DEFAULT 0;
+UPDATE room_forgotten SET forgotten_ts = CAST(EXTRACT(EPOCH FROM now()) * 1000 AS BIGINT);

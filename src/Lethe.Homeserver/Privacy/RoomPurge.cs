@@ -1,0 +1,78 @@
+using Lethe.Homeserver.Accounts;
+using Lethe.Homeserver.Http;
+using Lethe.Protocol.Events;
+using Lethe.Storage;
+
+namespace Lethe.Homeserver.Privacy;
+
+/// <summary>
+/// Deletes a whole room from this server: its events (in batches, so other writes interleave), state, aliases,
+/// receipts, room account data and every in-memory trace, then compacts the database so nothing remains on disk.
+/// Used by forgotten-room collection and by the admin API's room deletion.
+/// </summary>
+public sealed class RoomPurge(HomeserverServices hs)
+{
+    /// <summary>Makes every local member leave (invites and knocks are withdrawn too), as each user, then deletes the room.</summary>
+    public async Task<long> ShutDownAndPurgeAsync(string roomId, CancellationToken ct)
+    {
+        await ShutDownAsync(roomId, ct);
+        return await PurgeAsync(roomId, ct);
+    }
+
+    /// <summary>Makes every local member leave (invites and knocks are withdrawn too), as each user; the room stays stored.</summary>
+    public async Task ShutDownAsync(string roomId, CancellationToken ct)
+    {
+        var snap = await hs.Snapshots.GetAsync(roomId, ct) ?? throw MatrixException.NotFound("Room not found");
+        var local = ":" + hs.ServerName;
+        foreach (var (userId, membership) in snap.Memberships)
+        {
+            if (userId.EndsWith(local, StringComparison.Ordinal) && membership is Membership.Join or Membership.Invite or Membership.Knock)
+            {
+                try
+                {
+                    await hs.Memberships.ChangeAsync(new Requester(userId, "", "", IsAdmin: false, IsGuest: false), roomId, userId, Membership.Leave, null, null, ct);
+                }
+                catch (MatrixException e) when (e.Status is 403 or 404)
+                {
+                    // Cannot leave (already gone): the purge removes the membership anyway.
+                }
+            }
+        }
+
+        await hs.RoomStore.SetPublicAsync(roomId, false, ct);
+    }
+
+    /// <summary>Deletes the room and everything about it; returns the number of events deleted.</summary>
+    public async Task<long> PurgeAsync(string roomId, CancellationToken ct)
+    {
+        long deleted = 0;
+        while (true)
+        {
+            var batch = await hs.Privacy.RoomEventBatchAsync(roomId, hs.Config.Retention.PurgeBatchSize, ct);
+            if (batch.Count == 0)
+            {
+                break;
+            }
+
+            deleted += await hs.Database.WriteAsync(tx => hs.Retention.PurgeAsync(tx, roomId, batch), ct);
+            batch.ForEach(hs.Events.Forget);
+        }
+
+        using (await hs.Pipeline.LockAsync(roomId, ct))
+        {
+            var stateEvents = await hs.StateStore.CurrentAsync(roomId, ct);
+            deleted += await hs.Database.WriteAsync(tx => PrivacyStore.DeleteRoomAsync(tx, roomId), ct);
+            foreach (var id in stateEvents.Values)
+            {
+                hs.Events.Forget(id);
+            }
+
+            hs.Snapshots.Remove(roomId);
+            hs.RoomDirectory.Remove(roomId);
+            hs.Notifier.ForgetRoom(roomId);
+        }
+
+        await hs.Database.CompactAfterDeleteAsync(ct);
+        return deleted;
+    }
+}
