@@ -58,6 +58,7 @@ public sealed class HomeserverServices : IDisposable
         Admin = new AdminStore(database);
         Erasure = new Privacy.Erasure(this);
         RoomPurge = new Privacy.RoomPurge(this);
+        Export = new Privacy.UserExport(this);
         Jobs = new JobStore(database);
         RetentionPolicies = new RetentionPolicies(this);
     }
@@ -73,6 +74,9 @@ public sealed class HomeserverServices : IDisposable
 
     /// <summary>Queries behind the admin API.</summary>
     public AdminStore Admin { get; }
+
+    /// <summary>Full exports of a user's data.</summary>
+    public Privacy.UserExport Export { get; }
 
     /// <summary>Deleting whole rooms (forgotten rooms, admin room deletion).</summary>
     public Privacy.RoomPurge RoomPurge { get; }

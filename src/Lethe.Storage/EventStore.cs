@@ -55,7 +55,7 @@ public sealed record EventRow
 /// <summary>Events, forward extremities and relations.</summary>
 public sealed class EventStore(Database db)
 {
-    private const string Columns = "event_id, stream_ordering, room_id, type, state_key, sender, origin_server_ts, depth, state_group, json, rejected_reason, redacted_by, received_ts, sender_device, txn_id";
+    internal const string Columns = "event_id, stream_ordering, room_id, type, state_key, sender, origin_server_ts, depth, state_group, json, rejected_reason, redacted_by, received_ts, sender_device, txn_id";
 
     /// <summary>Inserts an event in the caller's transaction.</summary>
     public static Task InsertAsync(DbTransaction tx, EventRow e) =>

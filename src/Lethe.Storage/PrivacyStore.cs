@@ -99,4 +99,15 @@ public sealed class PrivacyStore(Database db)
         await c.ExecuteAsync("DELETE FROM rooms WHERE room_id = @roomId", new { roomId }, tx);
         return events;
     }
+
+    /// <summary>Events a user sent after stream position <paramref name="after"/>, oldest first, a page at a time (for data export).</summary>
+    public Task<List<EventRow>> SentEventsAsync(string userId, long after, int limit, CancellationToken ct = default) =>
+        db.ReadAsync(async c => (await c.QueryAsync<EventRow>(
+            $"SELECT {EventStore.Columns} FROM events WHERE sender = @userId AND stream_ordering > @after AND rejected_reason IS NULL ORDER BY stream_ordering LIMIT @limit",
+            new { userId, after, limit })).AsList(), ct);
+
+    /// <summary>All of a user's account data: global (room ID empty) and per room.</summary>
+    public Task<List<AccountDataRow>> AccountDataAsync(string userId, CancellationToken ct = default) =>
+        db.ReadAsync(async c => (await c.QueryAsync<AccountDataRow>(
+            "SELECT room_id, type, content, stream_ordering FROM account_data WHERE user_id = @userId ORDER BY room_id, type", new { userId })).AsList(), ct);
 }

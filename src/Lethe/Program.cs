@@ -7,6 +7,7 @@ var root = new RootCommand("Lethe, a Matrix homeserver that keeps your history u
     GenerateConfigCommand.Create(),
     RegisterUserCommand.Create(),
     RoomCommand.Create(),
+    ExportUserCommand.Create(),
 };
 
 // Matrix user IDs start with '@', which System.CommandLine would otherwise read as a response file name.

@@ -46,6 +46,9 @@ public static class ConfigLoader
         ["rc_reports"] = new(1, 5),
         ["rc_room_creation"] = new(0.016, 10),
         ["rc_user_directory"] = new(0.016, 200),
+
+        // Lethe's own: a user's request for a full export of their data (a heavy read), three an hour.
+        ["rc_export"] = new(1.0 / 1200, 3),
     };
 
     /// <summary>Loads and validates a config file.</summary>

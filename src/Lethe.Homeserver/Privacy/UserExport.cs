@@ -1,0 +1,248 @@
+using System.Globalization;
+using System.IO.Compression;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Lethe.Homeserver.Rooms;
+using Lethe.Protocol.Json;
+using Lethe.Storage;
+
+namespace Lethe.Homeserver.Privacy;
+
+/// <summary>
+/// A full export of what the server holds about one user (data portability), in the layout docs/export.md documents:
+/// <c>user.json</c> (account, profile, devices without secrets, account data, rooms), <c>sent_events.jsonl</c> (every
+/// event they sent that is still kept), <c>sent_messages.csv</c>, and <c>rooms/…/timeline.jsonl</c> (each room's
+/// timeline as they may see it). Everything is streamed a page at a time, so memory stays flat as history grows.
+/// </summary>
+public sealed class UserExport(HomeserverServices hs)
+{
+    /// <summary>The format identifier written into <c>user.json</c>.</summary>
+    public const string Format = "lethe.export.v1";
+
+    private const int PageSize = 500;
+
+    /// <summary>Where the export's files go: a folder, or entries of a zip archive.</summary>
+    public interface ISink
+    {
+        /// <summary>Opens a new file of the export for writing.</summary>
+        Stream Create(string path);
+    }
+
+    /// <summary>Writes the export into a folder.</summary>
+    public sealed class FolderSink(string root) : ISink
+    {
+        /// <inheritdoc />
+        public Stream Create(string path)
+        {
+            var full = Path.Combine(root, path);
+            Directory.CreateDirectory(Path.GetDirectoryName(full)!);
+            return File.Create(full);
+        }
+    }
+
+    /// <summary>Writes the export as a zip archive onto a stream (which need not be seekable, e.g. an HTTP response).</summary>
+    public sealed class ZipSink(ZipArchive archive) : ISink
+    {
+        /// <inheritdoc />
+        public Stream Create(string path) => archive.CreateEntry(path, CompressionLevel.Fastest).Open();
+    }
+
+    /// <summary>Writes the export of <paramref name="userId"/>; returns the number of sent events exported.</summary>
+    public async Task<long> WriteAsync(string userId, ISink sink, CancellationToken ct)
+    {
+        var rooms = await hs.StateStore.RoomsForUserAsync(userId, ["join", "invite", "leave", "ban", "knock"], ct);
+        var roomFiles = rooms.ToDictionary(r => r.RoomId, r => "rooms/" + SafeName(r.RoomId) + "/timeline.jsonl", StringComparer.Ordinal);
+        await using (var stream = sink.Create("user.json"))
+        {
+            var json = await UserJsonAsync(userId, rooms, roomFiles, ct);
+            await using var writer = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true });
+            json.WriteTo(writer);
+        }
+
+        var sent = await WriteSentAsync(userId, sink, ct);
+        foreach (var (roomId, _) in rooms)
+        {
+            await WriteTimelineAsync(userId, roomId, sink, roomFiles[roomId], ct);
+        }
+
+        return sent;
+    }
+
+    private async Task<JsonObject> UserJsonAsync(string userId, List<(string RoomId, string Membership)> rooms, Dictionary<string, string> roomFiles, CancellationToken ct)
+    {
+        var account = await hs.Admin.UserAsync(userId, ct) ?? throw Http.MatrixException.NotFound("User not found");
+        var profile = await hs.Profiles.GetAsync(userId, ct);
+        await hs.Activity.FlushAsync(ct);
+        var devices = new JsonArray();
+        foreach (var d in await hs.Devices.ListAsync(userId, ct))
+        {
+            devices.Add(new JsonObject
+            {
+                ["device_id"] = d.DeviceId,
+                ["display_name"] = d.DisplayName,
+                ["created_ts"] = d.CreatedTs,
+                ["last_seen_ts"] = d.LastSeenTs,
+                ["last_seen_ip"] = d.LastSeenIp,
+                ["last_seen_user_agent"] = d.LastSeenUserAgent,
+            });
+        }
+
+        var global = new JsonObject();
+        var perRoom = new JsonObject();
+        foreach (var row in await hs.Privacy.AccountDataAsync(userId, ct))
+        {
+            // Account data is the client's JSON, floats included (room tag order), not canonical event JSON.
+            var content = JsonNode.Parse(row.Content);
+            if (row.RoomId.Length == 0)
+            {
+                global[row.Type] = content;
+            }
+            else
+            {
+                (perRoom[row.RoomId] ??= new JsonObject()).AsObject()[row.Type] = content;
+            }
+        }
+
+        return new JsonObject
+        {
+            ["format"] = Format,
+            ["user_id"] = userId,
+            ["exported_ts"] = hs.NowMs,
+            ["server_name"] = hs.ServerName,
+            ["account"] = new JsonObject
+            {
+                ["created_ts"] = account.CreatedTs,
+                ["admin"] = account.IsAdmin,
+                ["guest"] = account.IsGuest,
+                ["user_type"] = account.UserType,
+                ["deactivated"] = account.Deactivated,
+                ["erased"] = account.Erased,
+            },
+            ["profile"] = new JsonObject { ["displayname"] = profile?.Displayname, ["avatar_url"] = profile?.AvatarUrl },
+            ["devices"] = devices,
+            ["account_data"] = new JsonObject { ["global"] = global, ["rooms"] = perRoom },
+            ["rooms"] = new JsonArray(rooms.Select(r => (JsonNode)new JsonObject
+            {
+                ["room_id"] = r.RoomId,
+                ["membership"] = r.Membership,
+                ["timeline"] = roomFiles[r.RoomId],
+            }).ToArray()),
+            ["files"] = new JsonObject
+            {
+                ["sent_events"] = "sent_events.jsonl",
+                ["sent_messages_csv"] = "sent_messages.csv",
+            },
+        };
+    }
+
+    /// <summary>
+    /// The user's sent events as JSON lines, then as CSV rows: two passes over the same pages, because a zip archive
+    /// written to a non-seekable stream takes one entry at a time.
+    /// </summary>
+    private async Task<long> WriteSentAsync(string userId, ISink sink, CancellationToken ct)
+    {
+        var viewer = new ClientEventFormat.Viewer(userId, "");
+        long count;
+        await using (var events = sink.Create("sent_events.jsonl"))
+        {
+            count = await ForEachSentAsync(userId, async e => await WriteLineAsync(events, await hs.Format.ToClientAsync(e, viewer, includeRoomId: true, ct), ct), ct);
+        }
+
+        await using var csvStream = sink.Create("sent_messages.csv");
+        await using var csv = new StreamWriter(csvStream, new UTF8Encoding(false));
+        await csv.WriteAsync("room_id,event_id,origin_server_ts,sent_at_utc,type,msgtype,body\r\n");
+        await ForEachSentAsync(userId, async e =>
+        {
+            var content = e.Pdu.Content;
+            await csv.WriteAsync(string.Join(',',
+                Csv(e.Row.RoomId),
+                Csv(e.EventId),
+                e.Pdu.OriginServerTs.ToString(CultureInfo.InvariantCulture),
+                DateTimeOffset.FromUnixTimeMilliseconds(e.Pdu.OriginServerTs).UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture),
+                Csv(e.Pdu.Type),
+                Csv(content.GetString("msgtype") ?? ""),
+                Csv(content.GetString("body") ?? "")) + "\r\n");
+        }, ct);
+        return count;
+    }
+
+    /// <summary>Every event the user sent that they may still see (retention applies to exports too), oldest first.</summary>
+    private async Task<long> ForEachSentAsync(string userId, Func<StoredEvent, Task> action, CancellationToken ct)
+    {
+        long after = long.MinValue;
+        long count = 0;
+        while (true)
+        {
+            var page = await hs.Privacy.SentEventsAsync(userId, after, PageSize, ct);
+            if (page.Count == 0)
+            {
+                return count;
+            }
+
+            after = page[^1].StreamOrdering;
+            foreach (var room in page.GroupBy(r => r.RoomId))
+            {
+                foreach (var e in await hs.Visibility.FilterAsync(userId, room.Key, await LoadAsync(room.Select(r => r.EventId), ct), null, ct))
+                {
+                    await action(e);
+                    count++;
+                }
+            }
+        }
+    }
+
+    private async Task WriteTimelineAsync(string userId, string roomId, ISink sink, string path, CancellationToken ct)
+    {
+        await using var stream = sink.Create(path);
+        var viewer = new ClientEventFormat.Viewer(userId, "");
+        var after = long.MinValue;
+        while (true)
+        {
+            var page = await hs.EventStore.RoomPageAsync(roomId, after, long.MaxValue, backwards: false, PageSize, ct);
+            if (page.Count == 0)
+            {
+                return;
+            }
+
+            after = page[^1].StreamOrdering;
+            var visible = await hs.Visibility.FilterAsync(userId, roomId, await LoadAsync(page.Select(r => r.EventId), ct), null, ct);
+            foreach (var e in await hs.Format.ToClientAsync(visible, viewer, includeRoomId: true, ct))
+            {
+                await WriteLineAsync(stream, e!.AsObject(), ct);
+            }
+        }
+    }
+
+    private async Task<List<StoredEvent>> LoadAsync(IEnumerable<string> ids, CancellationToken ct)
+    {
+        var list = ids.ToList();
+        var loaded = await hs.Events.GetManyAsync(list, ct);
+        return list.Where(loaded.ContainsKey).Select(id => loaded[id]).ToList();
+    }
+
+    private static async Task WriteLineAsync(Stream stream, JsonObject json, CancellationToken ct)
+    {
+        var bytes = JsonSerializer.SerializeToUtf8Bytes(json);
+        await stream.WriteAsync(bytes, ct);
+        stream.WriteByte((byte)'\n');
+    }
+
+    /// <summary>RFC 4180: quote every field that needs it, doubling quotes inside.</summary>
+    private static string Csv(string value) =>
+        value.AsSpan().IndexOfAny(",\"\r\n") >= 0 ? "\"" + value.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"" : value;
+
+    /// <summary>A room ID as a folder name: the characters that are unsafe in paths replaced (IDs are ASCII).</summary>
+    private static string SafeName(string roomId)
+    {
+        var name = new StringBuilder(roomId.Length);
+        foreach (var c in roomId)
+        {
+            name.Append(char.IsAsciiLetterOrDigit(c) || c is '.' or '-' or '_' ? c : '_');
+        }
+
+        // Different IDs can map to the same name (":" and "_" both become "_"): a short hash keeps them apart.
+        var hash = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(roomId)))[..8];
+        return name.Append('-').Append(hash).ToString();
+    }
+}
