@@ -11,7 +11,7 @@ using Lethe.Bench;
 // Usage: lethe-bench <scenario> --url URL [--pid PID] [--n N] [--c C] [--rooms R] [--messages M] [--history H] [--shared-secret S]
 // Scenarios: send-seq, send-concurrent, sync-wake, initial-sync, rooms-joins, register-login, baseline (bare Kestrel +
 // SQLite ceiling, no URL needed); these start their own Lethe (--lethe COMMAND [--postgres CONNECTION_STRING]):
-// purge [--batch SIZE], scaling.
+// purge [--batch SIZE], scaling, export.
 var options = Options.Parse(args);
 var result = options.Scenario switch
 {
@@ -22,6 +22,7 @@ var result = options.Scenario switch
     "rooms-joins" => await Scenarios.RoomsAndJoinsAsync(options),
     "register-login" => await Scenarios.RegisterAndLoginAsync(options),
     "scaling" => await ScalingBench.RunAsync(options, Option("--lethe") ?? "./lethe", Option("--postgres")),
+    "export" => await ExportBench.RunAsync(options, Option("--lethe") ?? "./lethe", Option("--postgres")),
     "baseline" => await Baseline.RunAsync(options),
     "purge" => await PurgeBench.RunAsync(options, Option("--lethe") ?? "./lethe", Option("--postgres"), Option("--batch") is { } b ? int.Parse(b, CultureInfo.InvariantCulture) : null),
     _ => throw new ArgumentException("unknown scenario: " + options.Scenario),
@@ -117,6 +118,25 @@ namespace Lethe.Bench
             (await PostAsync(http, "/_matrix/client/v3/createRoom", new JsonObject { ["preset"] = isPublic ? "public_chat" : "private_chat", ["initial_state"] = initialState ?? [] }, token))["room_id"]!.GetValue<string>();
 
         public Task<JsonObject> AdminPostAsync(string path) => PostAsync(http, path, new JsonObject(), token);
+
+        /// <summary>GETs a (binary) response to the end, without keeping it; returns its length.</summary>
+        public async Task<long> DownloadAsync(string path)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, path);
+            request.Headers.Authorization = new("Bearer", token);
+            using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+            response.EnsureSuccessStatusCode();
+            await using var body = await response.Content.ReadAsStreamAsync();
+            var buffer = new byte[81920];
+            long total = 0;
+            int n;
+            while ((n = await body.ReadAsync(buffer)) > 0)
+            {
+                total += n;
+            }
+
+            return total;
+        }
 
         public Task JoinAsync(string roomId) => PostAsync(http, $"/_matrix/client/v3/join/{Uri.EscapeDataString(roomId)}", new JsonObject(), token);
 

@@ -137,59 +137,71 @@ public sealed class UserExport(HomeserverServices hs)
     }
 
     /// <summary>
-    /// The user's sent events as JSON lines, then as CSV rows: two passes over the same pages, because a zip archive
-    /// written to a non-seekable stream takes one entry at a time.
+    /// The user's sent events as JSON lines and as CSV rows, in one pass over the pages. The CSV goes to a temporary
+    /// file first and is copied in afterwards, because a zip archive written to a non-seekable stream takes one entry
+    /// at a time.
     /// </summary>
     private async Task<long> WriteSentAsync(string userId, ISink sink, CancellationToken ct)
     {
         var viewer = new ClientEventFormat.Viewer(userId, "");
-        long count;
-        await using (var events = sink.Create("sent_events.jsonl"))
+        var csvPath = Path.GetTempFileName();
+        try
         {
-            count = await ForEachSentAsync(userId, async e => await WriteLineAsync(events, await hs.Format.ToClientAsync(e, viewer, includeRoomId: true, ct), ct), ct);
-        }
-
-        await using var csvStream = sink.Create("sent_messages.csv");
-        await using var csv = new StreamWriter(csvStream, new UTF8Encoding(false));
-        await csv.WriteAsync("room_id,event_id,origin_server_ts,sent_at_utc,type,msgtype,body\r\n");
-        await ForEachSentAsync(userId, async e =>
-        {
-            var content = e.Pdu.Content;
-            await csv.WriteAsync(string.Join(',',
-                Csv(e.Row.RoomId),
-                Csv(e.EventId),
-                e.Pdu.OriginServerTs.ToString(CultureInfo.InvariantCulture),
-                DateTimeOffset.FromUnixTimeMilliseconds(e.Pdu.OriginServerTs).UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture),
-                Csv(e.Pdu.Type),
-                Csv(content.GetString("msgtype") ?? ""),
-                Csv(content.GetString("body") ?? "")) + "\r\n");
-        }, ct);
-        return count;
-    }
-
-    /// <summary>Every event the user sent that they may still see (retention applies to exports too), oldest first.</summary>
-    private async Task<long> ForEachSentAsync(string userId, Func<StoredEvent, Task> action, CancellationToken ct)
-    {
-        long after = long.MinValue;
-        long count = 0;
-        while (true)
-        {
-            var page = await hs.Privacy.SentEventsAsync(userId, after, PageSize, ct);
-            if (page.Count == 0)
+            long count = 0;
+            await using (var csvFile = new FileStream(csvPath, FileMode.Create, FileAccess.Write, FileShare.None, 65536))
+            await using (var csv = new StreamWriter(csvFile, new UTF8Encoding(false)))
+            await using (var events = sink.Create("sent_events.jsonl"))
             {
-                return count;
-            }
-
-            after = page[^1].StreamOrdering;
-            foreach (var room in page.GroupBy(r => r.RoomId))
-            {
-                foreach (var e in await hs.Visibility.FilterAsync(userId, room.Key, await LoadAsync(room.Select(r => r.EventId), ct), null, ct))
+                await csv.WriteAsync("room_id,event_id,origin_server_ts,sent_at_utc,type,msgtype,body\r\n");
+                long after = long.MinValue;
+                while (true)
                 {
-                    await action(e);
-                    count++;
+                    var page = await hs.Privacy.SentEventsAsync(userId, after, PageSize, ct);
+                    if (page.Count == 0)
+                    {
+                        break;
+                    }
+
+                    after = page[^1].StreamOrdering;
+                    foreach (var room in page.GroupBy(r => r.RoomId))
+                    {
+                        var visible = await hs.Visibility.FilterAsync(userId, room.Key, await LoadAsync(room.Select(r => r.EventId), ct), null, ct);
+                        var formatted = await hs.Format.ToClientAsync(visible, viewer, includeRoomId: true, ct);
+                        for (var i = 0; i < visible.Count; i++)
+                        {
+                            await WriteLineAsync(events, formatted[i]!.AsObject(), ct);
+                            await csv.WriteAsync(CsvRow(visible[i]));
+                            count++;
+                        }
+                    }
                 }
             }
+
+            await using (var target = sink.Create("sent_messages.csv"))
+            await using (var source = File.OpenRead(csvPath))
+            {
+                await source.CopyToAsync(target, ct);
+            }
+
+            return count;
         }
+        finally
+        {
+            File.Delete(csvPath);
+        }
+    }
+
+    private static string CsvRow(StoredEvent e)
+    {
+        var content = e.Pdu.Content;
+        return string.Join(',',
+            Csv(e.Row.RoomId),
+            Csv(e.EventId),
+            e.Pdu.OriginServerTs.ToString(CultureInfo.InvariantCulture),
+            DateTimeOffset.FromUnixTimeMilliseconds(e.Pdu.OriginServerTs).UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture),
+            Csv(e.Pdu.Type),
+            Csv(content.GetString("msgtype") ?? ""),
+            Csv(content.GetString("body") ?? "")) + "\r\n";
     }
 
     private async Task WriteTimelineAsync(string userId, string roomId, ISink sink, string path, CancellationToken ct)
