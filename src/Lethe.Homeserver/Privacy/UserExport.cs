@@ -165,7 +165,7 @@ public sealed class UserExport(HomeserverServices hs)
                     after = page[^1].StreamOrdering;
                     foreach (var room in page.GroupBy(r => r.RoomId))
                     {
-                        var visible = await hs.Visibility.FilterAsync(userId, room.Key, await LoadAsync(room.Select(r => r.EventId), ct), null, ct);
+                        var visible = await hs.Visibility.FilterAsync(userId, room.Key, await hs.Events.FromRowsAsync(room, ct, fill: false), null, ct);
                         var formatted = await hs.Format.ToClientAsync(visible, viewer, includeRoomId: true, ct);
                         for (var i = 0; i < visible.Count; i++)
                         {
@@ -218,19 +218,12 @@ public sealed class UserExport(HomeserverServices hs)
             }
 
             after = page[^1].StreamOrdering;
-            var visible = await hs.Visibility.FilterAsync(userId, roomId, await LoadAsync(page.Select(r => r.EventId), ct), null, ct);
+            var visible = await hs.Visibility.FilterAsync(userId, roomId, await hs.Events.FromRowsAsync(page, ct, fill: false), null, ct);
             foreach (var e in await hs.Format.ToClientAsync(visible, viewer, includeRoomId: true, ct))
             {
                 await WriteLineAsync(stream, e!.AsObject(), ct);
             }
         }
-    }
-
-    private async Task<List<StoredEvent>> LoadAsync(IEnumerable<string> ids, CancellationToken ct)
-    {
-        var list = ids.ToList();
-        var loaded = await hs.Events.GetManyAsync(list, ct);
-        return list.Where(loaded.ContainsKey).Select(id => loaded[id]).ToList();
     }
 
     private static async Task WriteLineAsync(Stream stream, JsonObject json, CancellationToken ct)

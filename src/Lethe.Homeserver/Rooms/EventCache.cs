@@ -49,8 +49,11 @@ public sealed class EventCache(EventStore events, RoomDirectory rooms) : IDispos
         return result;
     }
 
-    /// <summary>Parses rows fetched elsewhere (e.g. a timeline page), using and filling the cache.</summary>
-    public async Task<List<StoredEvent>> FromRowsAsync(IEnumerable<EventRow> rows, CancellationToken ct = default)
+    /// <summary>
+    /// Parses rows fetched elsewhere (e.g. a timeline page), using the cache and, unless <paramref name="fill"/> is
+    /// false, filling it. Bulk readers of old history (exports) pass false so they do not evict what clients use.
+    /// </summary>
+    public async Task<List<StoredEvent>> FromRowsAsync(IEnumerable<EventRow> rows, CancellationToken ct = default, bool fill = true)
     {
         var result = new List<StoredEvent>();
         foreach (var row in rows)
@@ -61,7 +64,8 @@ public sealed class EventCache(EventStore events, RoomDirectory rooms) : IDispos
             }
             else
             {
-                result.Add(Add(row, await rooms.VersionOfAsync(row.RoomId, ct)));
+                var version = await rooms.VersionOfAsync(row.RoomId, ct);
+                result.Add(fill ? Add(row, version) : StoredEvent.FromRow(row, version));
             }
         }
 
