@@ -110,4 +110,18 @@ public sealed class PrivacyStore(Database db)
     public Task<List<AccountDataRow>> AccountDataAsync(string userId, CancellationToken ct = default) =>
         db.ReadAsync(async c => (await c.QueryAsync<AccountDataRow>(
             "SELECT room_id, type, content, stream_ordering FROM account_data WHERE user_id = @userId ORDER BY room_id, type", new { userId })).AsList(), ct);
+
+    /// <summary>How many events the user has sent that are still stored, and how many account data entries they have.</summary>
+    public Task<(long SentEvents, long AccountData)> CountsAsync(string userId, CancellationToken ct = default) =>
+        db.ReadAsync(async c => (
+            await c.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM events WHERE sender = @userId", new { userId }),
+            await c.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM account_data WHERE user_id = @userId", new { userId })), ct);
+
+    /// <summary>The user's redacted events whose original content is still stored, with when the redaction arrived.</summary>
+    public Task<List<(string EventId, long RedactedTs)>> PendingRedactionsOfAsync(string userId, int limit, CancellationToken ct = default) =>
+        db.ReadAsync(async c => (await c.QueryAsync<(string, long)>(
+            """
+            SELECT q.event_id, q.redacted_ts FROM redaction_gc_queue q JOIN events e ON e.event_id = q.event_id
+            WHERE e.sender = @userId ORDER BY q.redacted_ts LIMIT @limit
+            """, new { userId, limit })).AsList(), ct);
 }

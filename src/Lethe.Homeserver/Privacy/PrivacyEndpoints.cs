@@ -35,6 +35,13 @@ public static class PrivacyEndpoints
             await WriteZipAsync(ctx, hs, requester.UserId);
         });
 
+        // GET /_lethe/client/v1/privacy: what the server keeps about you, under which rules, and until when.
+        app.MapJson("GET", "/_lethe/client/v1/privacy", ResourceGroup.Client, async ctx =>
+        {
+            var requester = await hs.Auth.RequireAsync(ctx);
+            return await PrivacyReportAsync(hs, requester.UserId, ctx.RequestAborted);
+        });
+
         // POST /_lethe/admin/v1/privacy/gc: run the collectors now; answers what they deleted.
         app.MapJson("POST", "/_lethe/admin/v1/privacy/gc", ResourceGroup.Client, async ctx =>
         {
@@ -62,5 +69,74 @@ public static class PrivacyEndpoints
         ctx.Response.Headers.ContentDisposition = $"attachment; filename=\"{name}\"";
         using var archive = new ZipArchive(ctx.Response.Body, ZipArchiveMode.Create, leaveOpen: true);
         await hs.Export.WriteAsync(userId, new UserExport.ZipSink(archive), ctx.RequestAborted);
+    }
+
+    /// <summary>The right to see what is kept: stored data about the user, the rules in force and when each item goes.</summary>
+    private static async Task<JsonObject> PrivacyReportAsync(HomeserverServices hs, string userId, CancellationToken ct)
+    {
+        var config = hs.Config;
+        await hs.Activity.FlushAsync(ct);
+        var devices = new JsonArray();
+        foreach (var d in await hs.Devices.ListAsync(userId, ct))
+        {
+            devices.Add(new JsonObject
+            {
+                ["device_id"] = d.DeviceId,
+                ["display_name"] = d.DisplayName,
+                ["last_seen_ts"] = d.LastSeenTs,
+                ["last_seen_ip"] = d.LastSeenIp,
+                ["last_seen_user_agent"] = d.LastSeenUserAgent,
+                ["ip_deleted_after_ts"] = d.LastSeenTs is { } seen && config.UserIpsMaxAge is { } maxAge && (d.LastSeenIp ?? d.LastSeenUserAgent) is not null ? seen + maxAge : null,
+            });
+        }
+
+        var rooms = new JsonArray();
+        foreach (var (roomId, membership) in await hs.StateStore.RoomsForUserAsync(userId, ["join", "invite", "leave", "ban", "knock"], ct))
+        {
+            var policy = await hs.RetentionPolicies.ForRoomAsync(roomId, ct);
+            rooms.Add(new JsonObject
+            {
+                ["room_id"] = roomId,
+                ["membership"] = membership,
+                ["retention"] = new JsonObject { ["min_lifetime"] = policy.MinLifetime, ["max_lifetime"] = policy.MaxLifetime },
+                ["messages_deleted_after_ms"] = policy.MaxLifetime,
+            });
+        }
+
+        var pending = new JsonArray();
+        foreach (var (eventId, redactedTs) in await hs.Privacy.PendingRedactionsOfAsync(userId, 1000, ct))
+        {
+            pending.Add(new JsonObject
+            {
+                ["event_id"] = eventId,
+                ["redacted_ts"] = redactedTs,
+                ["content_deleted_after_ts"] = config.RedactionRetentionPeriod is { } period ? redactedTs + period : null,
+            });
+        }
+
+        var profile = await hs.Profiles.GetAsync(userId, ct);
+        var (sent, accountData) = await hs.Privacy.CountsAsync(userId, ct);
+        return new JsonObject
+        {
+            ["user_id"] = userId,
+            ["stored"] = new JsonObject
+            {
+                ["profile"] = new JsonObject { ["displayname"] = profile?.Displayname, ["avatar_url"] = profile?.AvatarUrl },
+                ["devices"] = devices,
+                ["sent_events"] = sent,
+                ["account_data_entries"] = accountData,
+                ["rooms"] = rooms,
+                ["redacted_content_pending_deletion"] = pending,
+            },
+            ["policies"] = new JsonObject
+            {
+                ["retention_enabled"] = config.Retention.Enabled,
+                ["default_retention"] = new JsonObject { ["min_lifetime"] = config.Retention.DefaultMinLifetime, ["max_lifetime"] = config.Retention.DefaultMaxLifetime },
+                ["redaction_retention_period_ms"] = config.RedactionRetentionPeriod,
+                ["user_ips_max_age_ms"] = config.UserIpsMaxAge,
+                ["forgotten_room_retention_period_ms"] = config.ForgottenRoomRetentionPeriod,
+            },
+            ["export"] = "/_lethe/client/v1/export",
+        };
     }
 }

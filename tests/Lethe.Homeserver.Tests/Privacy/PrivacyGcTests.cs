@@ -116,6 +116,28 @@ public abstract class PrivacyGcTests(DatabaseEngine engine)
     }
 
     [Fact]
+    public async Task UsersCanSeeWhatIsKeptAboutThemAndUntilWhen()
+    {
+        var (server, _, alice, _, _) = await StartAsync("redaction_retention_period: 7d\nuser_ips_max_age: 28d\nretention:\n  enabled: true\n");
+        await using var __ = server;
+        var roomId = await alice.CreateRoomAsync(new JsonObject());
+        (await alice.SetStateAsync(roomId, "m.room.retention", new JsonObject { ["max_lifetime"] = 86_400_000 })).Ok();
+        var id = await RedactedMessageAsync(alice, roomId, "zq-oops");
+        var report = (await alice.GetAsync("/_lethe/client/v1/privacy")).Ok();
+        Assert.Equal(alice.UserId, report["user_id"]!.GetValue<string>());
+        var device = Assert.Single(report["stored"]!["devices"]!.AsArray())!;
+        Assert.Equal(device["last_seen_ts"]!.GetValue<long>() + 28 * 86_400_000L, device["ip_deleted_after_ts"]!.GetValue<long>());
+        var room = Assert.Single(report["stored"]!["rooms"]!.AsArray())!;
+        Assert.Equal(86_400_000, room["messages_deleted_after_ms"]!.GetValue<long>());
+        var pending = Assert.Single(report["stored"]!["redacted_content_pending_deletion"]!.AsArray())!;
+        Assert.Equal(id, pending["event_id"]!.GetValue<string>());
+        Assert.Equal(pending["redacted_ts"]!.GetValue<long>() + 7 * 86_400_000L, pending["content_deleted_after_ts"]!.GetValue<long>());
+        Assert.True(report["stored"]!["sent_events"]!.GetValue<long>() >= 2);
+        Assert.Equal(7 * 86_400_000L, report["policies"]!["redaction_retention_period_ms"]!.GetValue<long>());
+        (await server.NewClient().GetAsync("/_lethe/client/v1/privacy")).Error(System.Net.HttpStatusCode.Unauthorized, "M_MISSING_TOKEN");
+    }
+
+    [Fact]
     public async Task ClientIpsAreForgottenOnceADeviceIsIdleForTheMaxAge()
     {
         var (server, clock, alice, bob, admin) = await StartAsync("user_ips_max_age: 28d\n");
