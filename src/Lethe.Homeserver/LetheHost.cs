@@ -169,6 +169,12 @@ public sealed partial class LetheHost : IAsyncDisposable
         purger = new RetentionPurger(services, loggers.CreateLogger("Lethe.Retention"));
         selfDestruct = new SelfDestruct(services, loggers.CreateLogger("Lethe.Retention"));
         RetentionEndpoints.Map(app, services, purger);
+        Push.PushEndpoints.Map(app, services);
+        if (config.Push.Enabled)
+        {
+            services.Push.Delivery = new Push.PushDelivery(services, loggers.CreateLogger("Lethe.Push"));
+        }
+
         Metrics.MetricsEndpoints.Map(app, services);
         return app;
     }
@@ -272,6 +278,11 @@ public sealed partial class LetheHost : IAsyncDisposable
         // Background jobs stop after the last request, and before the database closes under them.
         await Purger.DisposeAsync();
         await _selfDestruct.DisposeAsync();
+        if (Services.Push.Delivery is { } delivery)
+        {
+            await delivery.DisposeAsync();
+        }
+
         await Services.Activity.FlushAsync(CancellationToken.None);
         Services.Dispose();
         await Database.DisposeAsync();

@@ -182,6 +182,7 @@ public sealed class RoomEventPipeline(
         var groupAfter = snap.StateGroup;
         var memberships = snap.Memberships;
         var txn = request is { TxnId: { } txnId, TxnScope: { } scope, SenderDevice: { } device } ? (txnId, scope, device) : default;
+        var push = await hs.Push.Evaluator.EvaluateAsync(pdu, snap, ct);
         string? earlier = null;
         var row = await hs.Database.WriteAsync(async tx =>
         {
@@ -216,6 +217,11 @@ public sealed class RoomEventPipeline(
                 await EventStore.MarkRedactedAsync(tx, redactionTarget, pdu.EventId);
             }
 
+            if (push.Row is { } pushRow)
+            {
+                await PushStore.InsertActionsAsync(tx, pushRow with { StreamOrdering = r.StreamOrdering });
+            }
+
             return r;
         }, ct);
 
@@ -240,6 +246,7 @@ public sealed class RoomEventPipeline(
         snapshots.Set(after);
         streams.Advance(StreamTracker.Events, row.StreamOrdering);
         notifier.EventPersisted(pdu, row.StreamOrdering, after.Memberships);
+        hs.Push.Persisted(stored, snap, push);
         return (stored, null);
     }
 
