@@ -54,7 +54,9 @@ public sealed class PushActions
     public JsonObject Tweaks { get; } = [];
 
     /// <summary>The compact outcome stored per user and event: 0 nothing, else 1 notify | 2 highlight | 4 sound.</summary>
-    public byte Outcome => !Notify ? (byte)0 : (byte)(1 | (Highlight ? 2 : 0) | (Sound is not null ? 4 : 0));
+    public byte Outcome => _outcome ??= !Notify ? (byte)0 : (byte)(1 | (Highlight ? 2 : 0) | (Sound is not null ? 4 : 0));
+
+    private byte? _outcome;
 
     /// <summary>Actions rebuilt from a stored outcome (for /notifications).</summary>
     public static JsonArray FromOutcome(byte outcome)

@@ -26,12 +26,28 @@ public sealed class PushEvaluator(HomeserverServices hs)
     public async Task<PushEvaluation> EvaluateAsync(Pdu pdu, RoomSnapshot snap, CancellationToken ct)
     {
         var members = await MembersAsync(snap, ct);
-        var users = new List<PushUser>(members.Local.Length + 1);
-        foreach (var u in members.Local)
+        var rulesVersion = hs.Push.Rules.Version;
+        if (members.Rules is null || members.RulesVersion != rulesVersion)
         {
-            if (u.UserId != pdu.Sender)
+            var ids = new string[members.Local.Length];
+            for (var i = 0; i < ids.Length; i++)
             {
-                users.Add(u);
+                ids[i] = members.Local[i].UserId;
+            }
+
+            // Kept with the room's members until the room's state or anyone's rules change: no lookup per member per event.
+            members.Rules = await hs.Push.Rules.CompiledAsync(ids, ct);
+            members.RulesVersion = rulesVersion;
+        }
+
+        var users = new List<PushUser>(members.Local.Length + 1);
+        var rules = new List<CompiledPushRules>(members.Local.Length + 1);
+        for (var i = 0; i < members.Local.Length; i++)
+        {
+            if (members.Local[i].UserId != pdu.Sender)
+            {
+                users.Add(members.Local[i]);
+                rules.Add(members.Rules[i]);
             }
         }
 
@@ -40,6 +56,7 @@ public sealed class PushEvaluator(HomeserverServices hs)
         {
             var name = pdu.Content["displayname"] is JsonValue v && v.TryGetValue<string>(out var n) ? n : null;
             users.Add(new PushUser(invitee, Localpart(invitee), name));
+            rules.Add((await hs.Push.Rules.CompiledAsync([invitee], ct))[0]);
         }
 
         if (users.Count == 0)
@@ -47,14 +64,8 @@ public sealed class PushEvaluator(HomeserverServices hs)
             return new PushEvaluation(null, []);
         }
 
-        var ids = new string[users.Count];
-        for (var i = 0; i < ids.Length; i++)
-        {
-            ids[i] = users[i].UserId;
-        }
-
-        var rules = await hs.Push.Rules.CompiledAsync(ids, ct);
         var pushUsers = await hs.Push.UsersWithPushersAsync(ct);
+        var anyPushers = !pushUsers.IsEmpty;
         var e = new PushEvent(pdu, members.JoinedCount, () => members.PowerLevels);
         var outcomes = new byte[users.Count];
         Span<int> tally = stackalloc int[8];
@@ -64,7 +75,7 @@ public sealed class PushEvaluator(HomeserverServices hs)
             var actions = rules[i].Evaluate(e, users[i]);
             outcomes[i] = actions.Outcome;
             tally[outcomes[i]]++;
-            if (actions.Notify && pushUsers.Contains(users[i].UserId))
+            if (anyPushers && actions.Notify && pushUsers.Contains(users[i].UserId))
             {
                 (toPush ??= []).Add((users[i].UserId, actions));
             }
@@ -184,5 +195,12 @@ public sealed class PushEvaluator(HomeserverServices hs)
         Dictionary<string, (string EventId, string? Name)> Names,
         PushUser[] Local,
         int JoinedCount,
-        PowerLevels? PowerLevels);
+        PowerLevels? PowerLevels)
+    {
+        /// <summary>The compiled rules of <see cref="Local"/>, index for index, as of <see cref="RulesVersion"/>.</summary>
+        public CompiledPushRules[]? Rules { get; set; }
+
+        /// <summary>The rule store's version the rules were read at.</summary>
+        public long RulesVersion { get; set; }
+    }
 }

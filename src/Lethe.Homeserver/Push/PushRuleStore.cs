@@ -14,6 +14,10 @@ public sealed class PushRuleStore(HomeserverServices hs)
     private static readonly CompiledPushRules SharedDefaults = PushRuleSet.Defaults("@_:_").Compile();
     private readonly ConcurrentDictionary<string, CompiledPushRules> _compiled = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _edits = new(1, 1);
+    private long _version;
+
+    /// <summary>Changes with every rule edit, so compiled rules kept elsewhere know to reload.</summary>
+    public long Version => Interlocked.Read(ref _version);
 
     /// <summary>A user's ruleset as stored (defaults when none).</summary>
     public async Task<PushRuleSet> GetAsync(string userId, CancellationToken ct)
@@ -73,6 +77,7 @@ public sealed class PushRuleStore(HomeserverServices hs)
 
             await AccountDataEndpoints.SetRawAsync(hs, userId, "", "m.push_rules", set.ToAccountData(), ct);
             _compiled[userId] = Compile(set);
+            Interlocked.Increment(ref _version);
         }
         finally
         {
