@@ -92,7 +92,12 @@ public sealed class Glob
     }
 
     /// <summary>Whether <paramref name="text"/> contains <paramref name="word"/> (case-insensitively) starting and ending at word boundaries.</summary>
-    public static bool ContainsWord(string text, string word)
+    public static bool ContainsWord(string text, string word) => ContainsWord(text, word, StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>As <see cref="ContainsWord(string, string)"/>, for text and word already in lower case (ordinal search: the hot path).</summary>
+    public static bool ContainsLowerWord(string lowerText, string lowerWord) => ContainsWord(lowerText, lowerWord, StringComparison.Ordinal);
+
+    private static bool ContainsWord(string text, string word, StringComparison comparison)
     {
         if (word.Length == 0)
         {
@@ -102,7 +107,7 @@ public sealed class Glob
         var from = 0;
         while (from <= text.Length - word.Length)
         {
-            var at = text.IndexOf(word, from, StringComparison.OrdinalIgnoreCase);
+            var at = text.IndexOf(word, from, comparison);
             if (at < 0)
             {
                 return false;

@@ -6,7 +6,14 @@ using Lethe.Protocol.Events;
 namespace Lethe.Homeserver.Push;
 
 /// <summary>The local user a rule is evaluated for: ID, localpart and display name in the room.</summary>
-public readonly record struct PushUser(string UserId, string Localpart, string? DisplayName);
+public readonly record struct PushUser(string UserId, string Localpart, string? DisplayName)
+{
+    /// <summary>The localpart in lower case (body matching is case-insensitive).</summary>
+    public string LowerLocalpart { get; } = Localpart.ToLowerInvariant();
+
+    /// <summary>The display name in lower case; null when unset or blank.</summary>
+    public string? LowerDisplayName { get; } = string.IsNullOrWhiteSpace(DisplayName) ? null : DisplayName.ToLowerInvariant();
+}
 
 /// <summary>
 /// One event as push rules see it, shared by every user it is evaluated for: property lookups, the body, the
@@ -27,6 +34,7 @@ public sealed class PushEvent
         MemberCount = memberCount;
         _levels = levels;
         Body = pdu.Content["body"] is JsonValue v && v.TryGetValue<string>(out var b) ? b : null;
+        LowerBody = Body?.ToLowerInvariant();
         if (pdu.Content["m.mentions"] is { } mentions)
         {
             HasMentions = true;
@@ -51,6 +59,9 @@ public sealed class PushEvent
 
     /// <summary><c>content.body</c> when a string.</summary>
     public string? Body { get; }
+
+    /// <summary><see cref="Body"/> in lower case, for the per-member word searches.</summary>
+    public string? LowerBody { get; }
 
     /// <summary>Whether the content has <c>m.mentions</c> (intentional mentions): then the legacy body-matching rules do not apply.</summary>
     public bool HasMentions { get; }
@@ -199,7 +210,7 @@ public abstract class PushCondition
         public override bool UserDependent => true;
 
         /// <inheritdoc />
-        public override bool Matches(PushEvent e, in PushUser user) => e.Body is { } body && Glob.ContainsWord(body, user.Localpart);
+        public override bool Matches(PushEvent e, in PushUser user) => e.LowerBody is { } body && Glob.ContainsLowerWord(body, user.LowerLocalpart);
     }
 
     /// <summary>The user is in <c>content.m.mentions.user_ids</c> (<c>.m.rule.is_user_mention</c>).</summary>
@@ -272,7 +283,7 @@ public abstract class PushCondition
 
         /// <inheritdoc />
         public override bool Matches(PushEvent e, in PushUser user) =>
-            e.Body is { } body && !string.IsNullOrWhiteSpace(user.DisplayName) && Glob.ContainsWord(body, user.DisplayName);
+            e.LowerBody is { } body && user.LowerDisplayName is { } name && Glob.ContainsLowerWord(body, name);
     }
 
     /// <summary>The room's joined member count compared with a number.</summary>
