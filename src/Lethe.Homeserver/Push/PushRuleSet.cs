@@ -243,6 +243,54 @@ public sealed class PushRuleSet
         }
     }
 
+    /// <summary>
+    /// After a room upgrade: the user's room rule for the old room, and override/underride rules that match the old
+    /// room's ID, are copied for the new room (as Synapse does), so a muted room stays muted. False when nothing applied.
+    /// </summary>
+    public bool CopyRoomRules(string oldRoomId, string newRoomId)
+    {
+        var changed = false;
+        foreach (var kind in Kinds)
+        {
+            var list = _custom[kind];
+            for (var i = list.Count - 1; i >= 0; i--)
+            {
+                var rule = list[i];
+                var ruleId = rule["rule_id"]!.GetValue<string>();
+                var copy = (JsonObject)rule.DeepClone();
+                var matches = false;
+                if (kind == "room")
+                {
+                    matches = ruleId == oldRoomId;
+                }
+                else if (kind is "override" or "underride" && copy["conditions"] is JsonArray conditions)
+                {
+                    foreach (var c in conditions)
+                    {
+                        if (c is JsonObject o && o["kind"]?.GetValue<string>() == "event_match" && o["key"]?.GetValue<string>() == "room_id"
+                            && o["pattern"]?.GetValue<string>() == oldRoomId)
+                        {
+                            o["pattern"] = newRoomId;
+                            matches = true;
+                        }
+                    }
+                }
+
+                var newId = ruleId.Replace(oldRoomId, newRoomId, StringComparison.Ordinal);
+                if (!matches || newId == ruleId || list.Exists(r => r["rule_id"]!.GetValue<string>() == newId))
+                {
+                    continue;
+                }
+
+                copy["rule_id"] = newId;
+                list.Insert(i, copy);
+                changed = true;
+            }
+        }
+
+        return changed;
+    }
+
     /// <summary>Compiles the rules for evaluation.</summary>
     public CompiledPushRules Compile()
     {

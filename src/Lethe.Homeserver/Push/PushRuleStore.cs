@@ -85,6 +85,18 @@ public sealed class PushRuleStore(HomeserverServices hs)
         }
     }
 
+    /// <summary>Copies a user's rules for an upgraded room to its replacement (see <see cref="PushRuleSet.CopyRoomRules"/>).</summary>
+    public async Task CopyRoomRulesAsync(string userId, string oldRoomId, string newRoomId, CancellationToken ct)
+    {
+        // Most users have no rules of their own: read without the edit lock first.
+        if ((await GetAsync(userId, ct)).IsDefault)
+        {
+            return;
+        }
+
+        await ChangeAsync(userId, set => set.CopyRoomRules(oldRoomId, newRoomId), ct);
+    }
+
     /// <summary>The default ruleset's content for a user who has none stored (initial sync shows it).</summary>
     public static JsonObject DefaultAccountData(string userId) => PushRuleSet.Defaults(userId).ToAccountData();
 

@@ -268,6 +268,28 @@ public abstract class PushTests(DatabaseEngine engine) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AMutedRoomStaysMutedAfterAnUpgrade()
+    {
+        var roomId = await SharedRoomAsync();
+        const string Base = "/_matrix/client/v3/pushrules/global";
+        (await Bob.PutAsync($"{Base}/room/{Uri.EscapeDataString(roomId)}", new JsonObject { ["actions"] = new JsonArray() })).Ok();
+        (await Bob.PutAsync($"{Base}/override/{Uri.EscapeDataString(roomId)}", new JsonObject
+        {
+            ["conditions"] = new JsonArray(new JsonObject { ["kind"] = "event_match", ["key"] = "room_id", ["pattern"] = roomId }),
+            ["actions"] = new JsonArray(),
+        })).Ok();
+
+        var newRoom = (await Alice.PostAsync($"/_matrix/client/v3/rooms/{Uri.EscapeDataString(roomId)}/upgrade", new JsonObject { ["new_version"] = "11" })).Ok()["replacement_room"]!.GetValue<string>();
+        await Bob.JoinAsync(newRoom);
+        var global = (await Bob.GetAsync($"{Base}/")).Ok();
+        Assert.Contains(global["room"]!.AsArray(), r => r!["rule_id"]!.GetValue<string>() == newRoom);
+        var copied = global["override"]!.AsArray().Single(r => r!["rule_id"]!.GetValue<string>() == newRoom)!;
+        Assert.Equal(newRoom, copied["conditions"]![0]!["pattern"]!.GetValue<string>());
+        await SendAsync(Alice, newRoom, Text("in the new room"));
+        Assert.Equal((0, 0), await CountsAsync(Bob, newRoom));
+    }
+
+    [Fact]
     public async Task ReadReceiptsResetCountsPerThread()
     {
         var roomId = await SharedRoomAsync();
