@@ -98,6 +98,9 @@ public abstract class PushTests(DatabaseEngine engine) : IAsyncLifetime
         Assert.Equal(rules.ToJsonString(), (await Bob.GetAsync("/_matrix/client/v3/pushrules/global/")).Ok().ToJsonString());
         Assert.False((await Bob.GetAsync("/_matrix/client/v3/pushrules/global/override/.m.rule.master/enabled")).Ok()["enabled"]!.GetValue<bool>());
 
+        var viaAccountData = (await Bob.GetAsync($"/_matrix/client/v3/user/{Uri.EscapeDataString(Bob.UserId)}/account_data/m.push_rules")).Ok();
+        Assert.Equal(rules.ToJsonString(), viaAccountData["global"]!.ToJsonString());
+
         var sync = await Bob.SyncAsync();
         var pushRules = sync["account_data"]!["events"]!.AsArray().Single(e => e!["type"]!.GetValue<string>() == "m.push_rules")!;
         Assert.Equal(rules.ToJsonString(), pushRules["content"]!["global"]!.ToJsonString());
