@@ -104,9 +104,34 @@ public sealed class PushEvaluator(HomeserverServices hs)
             }
         }
 
-        var thread = Relation.Of(pdu.Content) is { RelType: "m.thread" } rel ? rel.EventId : null;
+        var thread = await ThreadOfAsync(pdu.Content, ct);
         var row = new PushActionRow(pdu.EventId, pdu.RoomId, 0, thread, common, exceptions.ToString());
         return new PushEvaluation(row, (IReadOnlyList<(string, PushActions)>?)toPush ?? []);
+    }
+
+    /// <summary>
+    /// The thread an event belongs to for counting: its own m.thread relation, or, for an event relating to another
+    /// (a reaction to a thread reply, say), that event's thread, following at most 3 hops as the spec recommends.
+    /// </summary>
+    private async Task<string?> ThreadOfAsync(JsonObject content, CancellationToken ct)
+    {
+        var rel = Relation.Of(content);
+        for (var hop = 0; rel is not null && hop < 3; hop++)
+        {
+            if (rel.RelType == "m.thread")
+            {
+                return rel.EventId;
+            }
+
+            if (await hs.Events.GetAsync(rel.EventId, ct) is not { } target)
+            {
+                return null;
+            }
+
+            rel = Relation.Of(target.Pdu.Content);
+        }
+
+        return null;
     }
 
     private bool IsLocal(string userId) => userId.EndsWith(":" + hs.ServerName, StringComparison.Ordinal);

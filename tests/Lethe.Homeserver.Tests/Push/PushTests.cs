@@ -301,7 +301,7 @@ public abstract class PushTests(DatabaseEngine engine) : IAsyncLifetime
         var inThread = Text("in thread");
         inThread["m.relates_to"] = new JsonObject { ["rel_type"] = "m.thread", ["event_id"] = root };
         var threadEvent = await SendAsync(Alice, roomId, inThread);
-        var last = await SendAsync(Alice, roomId, Text("three"));
+        await SendAsync(Alice, roomId, Text("three"));
         Assert.Equal((4, 0), await CountsAsync(Bob, roomId));
 
         // With unread_thread_notifications the thread is counted apart, and a thread receipt clears only it.
@@ -309,16 +309,30 @@ public abstract class PushTests(DatabaseEngine engine) : IAsyncLifetime
         var room = (await Bob.SyncAsync(filter: filter)).JoinedRoom(roomId)!;
         Assert.Equal(3, room["unread_notifications"]!["notification_count"]!.GetValue<int>());
         Assert.Equal(1, room["unread_thread_notifications"]![root]!["notification_count"]!.GetValue<int>());
-        await ReadAsync(Bob, roomId, threadEvent, thread: root);
+        // A reaction to the thread reply belongs to the thread (Bob has a rule that makes reactions notify).
+        (await Bob.PutAsync("/_matrix/client/v3/pushrules/global/override/reactions", new JsonObject
+        {
+            ["conditions"] = new JsonArray(new JsonObject { ["kind"] = "event_match", ["key"] = "type", ["pattern"] = "m.reaction" }),
+            ["actions"] = new JsonArray("notify"),
+        })).Ok();
+        var reaction = await SendAsync(Alice, roomId, new JsonObject
+        {
+            ["m.relates_to"] = new JsonObject { ["rel_type"] = "m.annotation", ["event_id"] = threadEvent, ["key"] = "👍" },
+        }, "m.reaction");
+        room = (await Bob.SyncAsync(filter: filter)).JoinedRoom(roomId)!;
+        Assert.Equal(2, room["unread_thread_notifications"]![root]!["notification_count"]!.GetValue<int>());
+        Assert.Equal(3, room["unread_notifications"]!["notification_count"]!.GetValue<int>());
+
+        await ReadAsync(Bob, roomId, reaction, thread: root);
         room = (await Bob.SyncAsync(filter: filter)).JoinedRoom(roomId)!;
         Assert.Null(room["unread_thread_notifications"]![root]);
         Assert.Equal(3, room["unread_notifications"]!["notification_count"]!.GetValue<int>());
 
         // An unthreaded receipt on the last event clears everything, and the notifications are marked read.
-        await ReadAsync(Bob, roomId, last);
+        await ReadAsync(Bob, roomId, reaction);
         Assert.Equal((0, 0), await CountsAsync(Bob, roomId));
         var notifications = (await Bob.GetAsync("/_matrix/client/v3/notifications")).Ok()["notifications"]!.AsArray();
-        Assert.Equal(4, notifications.Count);
+        Assert.Equal(5, notifications.Count);
         Assert.All(notifications, n => Assert.True(n!["read"]!.GetValue<bool>()));
     }
 
