@@ -214,7 +214,15 @@ public sealed partial class PushDelivery : IAsyncDisposable
 
             if (status is { } s && (int)s is >= 200 and < 300)
             {
-                await RemoveRejectedAsync(pusher, answer, ct);
+                try
+                {
+                    await RemoveRejectedAsync(pusher, answer, ct);
+                }
+                catch (Exception e) when (e is System.Data.Common.DbException or ObjectDisposedException or OperationCanceledException)
+                {
+                    // Delivered; removing a rejected pushkey waits for the gateway to reject it again.
+                }
+
                 return;
             }
 
@@ -307,7 +315,7 @@ public sealed partial class PushDelivery : IAsyncDisposable
         {
             await Task.WhenAll(pending).WaitAsync(TimeSpan.FromSeconds(5));
         }
-        catch (Exception e) when (e is OperationCanceledException or TimeoutException or HttpRequestException)
+        catch (Exception e) when (e is OperationCanceledException or TimeoutException or HttpRequestException or System.Data.Common.DbException or ObjectDisposedException)
         {
             // Undelivered notifications are dropped at shutdown; they are not kept across restarts.
         }
