@@ -61,7 +61,11 @@ public sealed class HomeserverServices : IDisposable
         Export = new Privacy.UserExport(this);
         Jobs = new JobStore(database);
         RetentionPolicies = new RetentionPolicies(this);
+        Push = new Push.PushService(this);
     }
+
+    /// <summary>Push rules, unread counts, pushers.</summary>
+    public Push.PushService Push { get; }
 
     /// <summary>The server's metrics (Prometheus, when enabled).</summary>
     public LetheMetrics Metrics { get; } = new();

@@ -178,6 +178,12 @@ public sealed partial class LetheHost : IAsyncDisposable
         privacyGc = new PrivacyGc(services, loggers.CreateLogger("Lethe.Privacy"));
         PrivacyEndpoints.Map(app, services, privacyGc);
         SynapseAdminEndpoints.Map(app, services);
+        Push.PushEndpoints.Map(app, services);
+        if (config.Push.Enabled)
+        {
+            services.Push.Delivery = new Push.PushDelivery(services, loggers.CreateLogger("Lethe.Push"));
+        }
+
         Metrics.MetricsEndpoints.Map(app, services);
         return app;
     }
@@ -283,6 +289,11 @@ public sealed partial class LetheHost : IAsyncDisposable
         await Purger.DisposeAsync();
         await _selfDestruct.DisposeAsync();
         await PrivacyGc.DisposeAsync();
+        if (Services.Push.Delivery is { } delivery)
+        {
+            await delivery.DisposeAsync();
+        }
+
         await Services.Activity.FlushAsync(CancellationToken.None);
         Services.Dispose();
         await Database.DisposeAsync();

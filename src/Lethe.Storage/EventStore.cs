@@ -156,23 +156,6 @@ public sealed class EventStore(Database db)
         return result;
     }
 
-    /// <summary>
-    /// Stream positions, and thread roots for events in a thread, of the events after <paramref name="after"/> in a
-    /// room that count as unread for <paramref name="reader"/>: of the given types, not theirs or ignored senders',
-    /// not redacted. At most <paramref name="limit"/> rows (clients show large counts as "99+").
-    /// </summary>
-    /// <remarks>Events sent at or before <paramref name="expiredBefore"/> have expired under the room's retention policy and do not count.</remarks>
-    public Task<List<(long Stream, string? Thread)>> UnreadCandidatesAsync(string roomId, long after, string reader, IReadOnlyCollection<string> types, IReadOnlyCollection<string> ignored, long expiredBefore, int limit, CancellationToken ct = default) =>
-        db.ReadAsync(async c => (await c.QueryAsync<(long, string?)>(
-            $"""
-            SELECT e.stream_ordering, r.relates_to_id FROM events e
-            LEFT JOIN event_relations r ON r.event_id = e.event_id AND r.rel_type = 'm.thread'
-            WHERE e.room_id = @roomId AND e.stream_ordering > @after AND e.sender <> @reader AND {db.In("e.type", "types")} AND e.origin_server_ts > @expiredBefore
-              AND e.redacted_by IS NULL AND e.rejected_reason IS NULL {(ignored.Count == 0 ? "" : "AND " + db.NotIn("e.sender", "ignored"))}
-            ORDER BY e.stream_ordering LIMIT @limit
-            """,
-            new { roomId, after, reader, types = types.ToArray(), ignored = ignored.ToArray(), expiredBefore, limit })).AsList(), ct);
-
     /// <summary>A user's membership events in a room, oldest first: the membership timeline used by the visibility rules.</summary>
     public Task<List<EventRow>> MembershipHistoryAsync(string roomId, string userId, CancellationToken ct = default) =>
         db.ReadAsync(async c => (await c.QueryAsync<EventRow>(

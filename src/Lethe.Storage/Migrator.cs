@@ -35,11 +35,14 @@ internal sealed class Migrator(Database db)
         }
 
         scripts.Sort((a, b) => a.Version.CompareTo(b.Version));
-        for (var i = 0; i < scripts.Count; i++)
+        // Numbers are unique and ascending but may have gaps: branches developed side by side each reserve a number, and
+        // whichever merges first leaves a gap until the other arrives. Each script is recorded by number and applied
+        // once, so one that fills a gap later is still applied (its tables must not depend on higher-numbered ones).
+        for (var i = 1; i < scripts.Count; i++)
         {
-            if (scripts[i].Version != i + 1)
+            if (scripts[i].Version == scripts[i - 1].Version)
             {
-                throw new InvalidOperationException($"Migration scripts must be numbered 1, 2, 3…; found {scripts[i].Version} at position {i + 1}");
+                throw new InvalidOperationException($"Two migration scripts are numbered {scripts[i].Version}");
             }
         }
 
@@ -76,10 +79,11 @@ internal sealed class Migrator(Database db)
         }
 
         var newest = await db.ReadAsync(c => c.ExecuteScalarAsync<long>("SELECT COALESCE(MAX(version), 0) FROM schema_migrations"), ct);
-        if (newest > scripts.Count)
+        var known = scripts.Count == 0 ? 0 : scripts[^1].Version;
+        if (newest > known)
         {
             throw new InvalidOperationException(
-                $"The database schema is at version {newest}, newer than this Lethe build knows ({scripts.Count}). Upgrade Lethe; downgrades are not supported.");
+                $"The database schema is at version {newest}, newer than this Lethe build knows ({known}). Upgrade Lethe; downgrades are not supported.");
         }
     }
 

@@ -80,6 +80,7 @@ public sealed class PrivacyStore(Database db)
             $"DELETE FROM event_txns WHERE event_id IN ({RoomEvents})",
             $"DELETE FROM redaction_gc_queue WHERE event_id IN ({RoomEvents})",
             "DELETE FROM event_relations WHERE room_id = @roomId",
+            "DELETE FROM event_push_actions WHERE room_id = @roomId",
             "DELETE FROM event_expiries WHERE room_id = @roomId",
             "DELETE FROM receipts WHERE room_id = @roomId",
             "DELETE FROM account_data WHERE room_id = @roomId",

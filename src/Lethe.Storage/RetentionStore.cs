@@ -84,6 +84,7 @@ public sealed class RetentionStore(Database db)
         await conn.ExecuteAsync($"DELETE FROM event_relations WHERE {In("event_id")}", new { ids }, tx);
         await conn.ExecuteAsync($"DELETE FROM event_expiries WHERE {In("event_id")}", new { ids }, tx);
         await conn.ExecuteAsync($"DELETE FROM redaction_gc_queue WHERE {In("event_id")}", new { ids }, tx);
+        await PushStore.DeleteActionsAsync(tx, In("event_id"), new { ids });
         return await conn.ExecuteAsync($"DELETE FROM events WHERE room_id = @roomId AND {In("event_id")}", new { roomId, ids }, tx);
     }
 

@@ -104,6 +104,12 @@ public static class AccountDataEndpoints
 
     private static async ValueTask<JsonNode> GetAsync(HomeserverServices hs, string userId, string roomId, string type, CancellationToken ct)
     {
+        if (type == "m.push_rules" && roomId.Length == 0)
+        {
+            // The rules in force (server defaults plus the user's changes), also for users who never changed one.
+            return (await hs.Push.Rules.GetAsync(userId, ct)).ToAccountData();
+        }
+
         var content = await hs.AccountData.GetAsync(userId, roomId, type, ct);
         return content is null ? throw MatrixException.NotFound("No account data of that type") : AccountDataJson.Parse(content);
     }

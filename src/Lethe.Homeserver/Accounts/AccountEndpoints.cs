@@ -302,9 +302,11 @@ public static class AccountEndpoints
             }
 
             await DeviceStore.DeleteAsync(tx, userId, ids);
+            await PushStore.DeleteForDevicesAsync(tx, userId, ids);
             return all;
         }, ct);
         hashes.ForEach(hs.Auth.Forget);
+        await hs.Push.RefreshPushUsersAsync(ct);
     }
 
     /// <summary>
@@ -317,9 +319,11 @@ public static class AccountEndpoints
         {
             var all = await TokenStore.AccessTokenHashesAsync(tx, userId);
             await UserStore.DeactivateAsync(tx, userId);
+            await PushStore.DeleteAllForUserAsync(tx, userId);
             return all;
         }, ct);
         hashes.ForEach(hs.Auth.Forget);
+        await hs.Push.RefreshPushUsersAsync(ct);
         var self = new Requester(userId, "", "", IsAdmin: false, IsGuest: false);
         foreach (var (roomId, _) in await hs.StateStore.RoomsForUserAsync(userId, [Membership.Join, Membership.Invite, Membership.Knock], ct))
         {

@@ -179,6 +179,9 @@ public static class ConfigLoader
             RedactionRetentionPeriod = root.IsExplicitNull("redaction_retention_period") ? null : root.Duration("redaction_retention_period", 7 * 86_400_000L),
             ForgottenRoomRetentionPeriod = root.Duration("forgotten_room_retention_period", null),
             UserIpsMaxAge = root.IsExplicitNull("user_ips_max_age") ? null : root.Duration("user_ips_max_age", 28 * 86_400_000L),
+            Push = ReadPush(root),
+            IpRangeBlacklist = root.Has("ip_range_blacklist") ? ReadIpRanges(root, "ip_range_blacklist") : OutboundAddressRules.DefaultBlacklist,
+            IpRangeWhitelist = ReadIpRanges(root, "ip_range_whitelist"),
             MaxUploadSize = root.Size("max_upload_size", 50L * 1024 * 1024),
             TrustedKeyServers = ReadTrustedKeyServers(root, warnings),
             FederationVerifyCertificates = federationVerify,
@@ -419,6 +422,39 @@ public static class ConfigLoader
             (int)(f?.Integer("reject_limit", 50, 1, int.MaxValue) ?? 50),
             (int)(f?.Integer("concurrent", 3, 1, int.MaxValue) ?? 3));
         return new RateLimitConfig { Buckets = buckets, Federation = federation };
+    }
+
+    private static PushConfig ReadPush(ConfigSection root)
+    {
+        var push = root.Section("push");
+        if (push is null)
+        {
+            return new PushConfig();
+        }
+
+        // Synapse's other push keys (group_unread_count_by_room, jitter_delay) are accepted; Lethe counts by event.
+        push.Accept("group_unread_count_by_room");
+        push.Accept("jitter_delay");
+        return new PushConfig { Enabled = push.Bool("enabled", true), IncludeContent = push.Bool("include_content", true) };
+    }
+
+    private static List<System.Net.IPNetwork> ReadIpRanges(ConfigSection root, string key)
+    {
+        var result = new List<System.Net.IPNetwork>();
+        var ranges = root.StringList(key);
+        for (var i = 0; i < ranges.Count; i++)
+        {
+            var text = ranges[i].Contains('/', StringComparison.Ordinal) ? ranges[i]
+                : ranges[i] + (ranges[i].Contains(':', StringComparison.Ordinal) ? "/128" : "/32");
+            if (!System.Net.IPNetwork.TryParse(text, out var network))
+            {
+                throw new ConfigException($"{key}[{i}]", $"'{ranges[i]}' is not an IP address or CIDR range");
+            }
+
+            result.Add(network);
+        }
+
+        return result;
     }
 
     private static RetentionConfig ReadRetention(ConfigSection root)

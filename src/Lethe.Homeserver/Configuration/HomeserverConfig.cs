@@ -69,6 +69,15 @@ public sealed record HomeserverConfig
     /// <summary><c>user_ips_max_age</c> (ms): how long a device's last IP address and user agent are kept after it was last seen; null keeps them. Default 28 days.</summary>
     public long? UserIpsMaxAge { get; init; } = 28 * 86_400_000L;
 
+    /// <summary>Push notifications (the <c>push</c> block).</summary>
+    public PushConfig Push { get; init; } = new();
+
+    /// <summary>Outbound requests made on a user's behalf (push gateways, ...) never reach these ranges (<c>ip_range_blacklist</c>).</summary>
+    public IReadOnlyList<System.Net.IPNetwork> IpRangeBlacklist { get; init; } = OutboundAddressRules.DefaultBlacklist;
+
+    /// <summary>Exceptions to <see cref="IpRangeBlacklist"/> (<c>ip_range_whitelist</c>).</summary>
+    public IReadOnlyList<System.Net.IPNetwork> IpRangeWhitelist { get; init; } = [];
+
     /// <summary>Largest upload accepted, in bytes.</summary>
     public long MaxUploadSize { get; init; } = 50L * 1024 * 1024;
 
@@ -170,6 +179,16 @@ public sealed record RetentionConfig
 
     /// <summary>The purge jobs in force: the configured ones, or Synapse's default of one daily job for every room.</summary>
     public IReadOnlyList<PurgeJobConfig> EffectivePurgeJobs => PurgeJobs.Count > 0 ? PurgeJobs : [new PurgeJobConfig(null, null, 86_400_000)];
+}
+
+/// <summary>The <c>push</c> block, as Synapse's.</summary>
+public sealed record PushConfig
+{
+    /// <summary>Whether push gateways are called at all (<c>push.enabled</c>).</summary>
+    public bool Enabled { get; init; } = true;
+
+    /// <summary>Whether notifications to push gateways carry the event content (<c>push.include_content</c>); never for encrypted rooms.</summary>
+    public bool IncludeContent { get; init; } = true;
 }
 
 /// <summary>A purge job for rooms whose max_lifetime lies in (shortest, longest].</summary>

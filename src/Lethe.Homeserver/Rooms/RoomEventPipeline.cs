@@ -188,6 +188,7 @@ public sealed class RoomEventPipeline(
         var groupAfter = snap.StateGroup;
         var memberships = snap.Memberships;
         var txn = request is { TxnId: { } txnId, TxnScope: { } scope, SenderDevice: { } device } ? (txnId, scope, device) : default;
+        var push = await hs.Push.Evaluator.EvaluateAsync(pdu, snap, ct);
         string? earlier = null;
         var row = await hs.Database.WriteAsync(async tx =>
         {
@@ -228,6 +229,11 @@ public sealed class RoomEventPipeline(
                 await RetentionStore.ScheduleExpiryAsync(tx, pdu.EventId, snap.RoomId, due);
             }
 
+            if (push.Row is { } pushRow)
+            {
+                await PushStore.InsertActionsAsync(tx, pushRow with { StreamOrdering = r.StreamOrdering });
+            }
+
             return r;
         }, ct);
 
@@ -253,6 +259,7 @@ public sealed class RoomEventPipeline(
         streams.Advance(StreamTracker.Events, row.StreamOrdering);
         notifier.EventPersisted(pdu, row.StreamOrdering, after.Memberships);
         hs.Metrics.EventsPersisted.Add(1, LocalOrigin);
+        hs.Push.Persisted(stored, snap, push);
         return (stored, null);
     }
 

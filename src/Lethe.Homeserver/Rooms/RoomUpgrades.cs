@@ -318,7 +318,7 @@ public sealed class RoomUpgrades(HomeserverServices hs)
         }
     }
 
-    /// <summary>The directory listing moves to the new room, and local members' tags and direct-chat entries follow them there (Synapse).</summary>
+    /// <summary>The directory listing moves to the new room, and local members' push rules, tags and direct-chat entries follow them there (Synapse).</summary>
     private async Task TransferMemberDataAsync(RoomSnapshot old, string newRoomId, CancellationToken ct)
     {
         if (await hs.RoomStore.GetAsync(old.RoomId, ct) is { IsPublic: true })
@@ -330,6 +330,7 @@ public sealed class RoomUpgrades(HomeserverServices hs)
         var suffix = ":" + hs.ServerName;
         foreach (var member in old.Memberships.Where(m => m.Value == Membership.Join && m.Key.EndsWith(suffix, StringComparison.Ordinal)).Select(m => m.Key))
         {
+            await hs.Push.Rules.CopyRoomRulesAsync(member, old.RoomId, newRoomId, ct);
             if (await hs.AccountData.GetAsync(member, old.RoomId, "m.tag", ct) is { } tags)
             {
                 await AccountDataEndpoints.SetRawAsync(hs, member, newRoomId, "m.tag", AccountDataJson.Parse(tags), ct);

@@ -14,9 +14,6 @@ public sealed class SyncResponseBuilder(HomeserverServices hs, Requester request
 {
     private const int DefaultTimelineLimit = 10;
 
-    /// <summary>Event types counted as unread notifications until push rules decide it.</summary>
-    private static readonly HashSet<string> CountedTypes = ["m.room.message", "m.room.encrypted", "m.sticker", "m.poll.start", "m.call.invite"];
-
     /// <summary>State keys shown to invitees and knockers before they join (Synapse's default room_prejoin_state).</summary>
     private static readonly string[] PrejoinStateTypes =
         [EventTypes.Create, EventTypes.JoinRules, EventTypes.Name, "m.room.avatar", EventTypes.CanonicalAlias, EventTypes.Encryption, EventTypes.Topic];
@@ -369,12 +366,24 @@ public sealed class SyncResponseBuilder(HomeserverServices hs, Requester request
     private async Task<JsonArray> GlobalAccountDataAsync(SyncToken? since, SyncToken upTo)
     {
         var result = new JsonArray();
+        var pushRulesSeen = false;
         foreach (var row in await AccountDataSinceAsync(since, upTo))
         {
             if (row.RoomId.Length == 0 && filter.AccountData.Matches(row.Type, requester.UserId))
             {
-                result.Add(new JsonObject { ["type"] = row.Type, ["content"] = AccountDataJson.Parse(row.Content) });
+                // Push rules are shown as the current server defaults plus the user's changes, never a stale copy.
+                var content = row.Type == "m.push_rules"
+                    ? Push.PushRuleSet.FromStored(requester.UserId, AccountDataJson.Parse(row.Content)).ToAccountData()
+                    : AccountDataJson.Parse(row.Content);
+                pushRulesSeen |= row.Type == "m.push_rules";
+                result.Add(new JsonObject { ["type"] = row.Type, ["content"] = content });
             }
+        }
+
+        // Clients read their push rules from the initial sync; a user who never changed one has none stored.
+        if (since is null && !pushRulesSeen && filter.AccountData.Matches("m.push_rules", requester.UserId))
+        {
+            result.Add(new JsonObject { ["type"] = "m.push_rules", ["content"] = Push.PushRuleStore.DefaultAccountData(requester.UserId) });
         }
 
         return result;
@@ -462,54 +471,25 @@ public sealed class SyncResponseBuilder(HomeserverServices hs, Requester request
             || (_accountData?.Any(a => a.RoomId == roomId) ?? false);
     }
 
-    /// <summary>Most unread events counted per room; beyond that clients show "99+" anyway.</summary>
-    private const int MaxCounted = 10_000;
-
     /// <summary>
-    /// Unread counts: messages by others after the user's read receipts. An unthreaded receipt covers everything;
-    /// a "main" receipt the main timeline; a thread's receipt that thread. With <c>unread_thread_notifications</c> in
-    /// the filter, threads are counted separately. (Highlights and per-rule decisions come with push rules.)
+    /// Unread counts from the push rule outcomes stored with each event (see <see cref="Push.NotificationCounts"/>). With
+    /// <c>unread_thread_notifications</c> in the filter, threads are counted separately.
     /// </summary>
     private async Task<(JsonObject Main, JsonObject? Threads)> UnreadAsync(string roomId)
     {
-        var read = await hs.Receipts.ReadPositionsAsync(requester.UserId, roomId, ct);
-        var unthreaded = read.TryGetValue("", out var u) ? u : await JoinedAtAsync(roomId);
-        var main = Math.Max(unthreaded, read.GetValueOrDefault("main"));
-        var expiredBefore = (await hs.RetentionPolicies.ForRoomAsync(roomId, ct)).ExpiryCutoff(hs.NowMs) ?? long.MinValue;
-        var candidates = await hs.EventStore.UnreadCandidatesAsync(roomId, unthreaded, requester.UserId, CountedTypes, _ignored.ToList(), expiredBefore, MaxCounted, ct);
         var separate = filter.Timeline.UnreadThreadNotifications;
-        var mainCount = 0;
-        var perThread = new Dictionary<string, int>(StringComparer.Ordinal);
-        foreach (var (stream, thread) in candidates)
-        {
-            if (thread is null)
-            {
-                mainCount += stream > main ? 1 : 0;
-            }
-            else if (stream > Math.Max(unthreaded, read.GetValueOrDefault(thread)))
-            {
-                if (separate)
-                {
-                    perThread[thread] = perThread.GetValueOrDefault(thread) + 1;
-                }
-                else
-                {
-                    mainCount++;
-                }
-            }
-        }
-
+        var counts = await hs.Push.Counts.CountAsync(requester.UserId, roomId, _ignored, separate, () => JoinedAtAsync(roomId), ct);
         JsonObject? threads = null;
         if (separate)
         {
             threads = [];
-            foreach (var (thread, count) in perThread)
+            foreach (var (thread, count) in counts.Threads)
             {
-                threads[thread] = new JsonObject { ["notification_count"] = count, ["highlight_count"] = 0 };
+                threads[thread] = count.ToJson();
             }
         }
 
-        return (new JsonObject { ["notification_count"] = mainCount, ["highlight_count"] = 0 }, threads);
+        return (counts.Main.ToJson(), threads);
     }
 
     private async Task<long> JoinedAtAsync(string roomId)
