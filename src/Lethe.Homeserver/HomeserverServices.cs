@@ -55,7 +55,11 @@ public sealed class HomeserverServices : IDisposable
         Retention = new RetentionStore(database);
         Jobs = new JobStore(database);
         RetentionPolicies = new RetentionPolicies(this);
+        Media = new Media.MediaRepository(this, new MediaStore(database));
     }
+
+    /// <summary>The media repository (uploads, downloads, thumbnails, deletion).</summary>
+    public Media.MediaRepository Media { get; }
 
     /// <summary>The server's metrics (Prometheus, when enabled).</summary>
     public LetheMetrics Metrics { get; } = new();

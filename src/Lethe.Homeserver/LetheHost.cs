@@ -165,6 +165,8 @@ public sealed partial class LetheHost : IAsyncDisposable
         TimestampEndpoints.Map(app, services);
         ReportEndpoints.Map(app, services);
         RoomUpgrades.Map(app, services);
+        Media.MediaEndpoints.Map(app, services, services.Media);
+        Media.MediaAdminEndpoints.Map(app, services, services.Media);
         var loggers = app.Services.GetRequiredService<ILoggerFactory>();
         purger = new RetentionPurger(services, loggers.CreateLogger("Lethe.Retention"));
         selfDestruct = new SelfDestruct(services, loggers.CreateLogger("Lethe.Retention"));

@@ -35,11 +35,15 @@ internal sealed class Migrator(Database db)
         }
 
         scripts.Sort((a, b) => a.Version.CompareTo(b.Version));
+
+        // Numbers may have gaps: branches developed side by side each reserve a number, and a build that has 0010 but
+        // not yet 0009 must still start. Each script is applied (or skipped) by its own number, so when the missing
+        // one arrives later it is applied then. Two scripts with one number would be ambiguous, though.
         for (var i = 0; i < scripts.Count; i++)
         {
-            if (scripts[i].Version != i + 1)
+            if (scripts[i].Version < 1 || (i > 0 && scripts[i].Version == scripts[i - 1].Version))
             {
-                throw new InvalidOperationException($"Migration scripts must be numbered 1, 2, 3…; found {scripts[i].Version} at position {i + 1}");
+                throw new InvalidOperationException($"Migration scripts need distinct positive numbers; found {scripts[i].Version} twice or out of range");
             }
         }
 
@@ -76,10 +80,11 @@ internal sealed class Migrator(Database db)
         }
 
         var newest = await db.ReadAsync(c => c.ExecuteScalarAsync<long>("SELECT COALESCE(MAX(version), 0) FROM schema_migrations"), ct);
-        if (newest > scripts.Count)
+        var known = scripts.Count == 0 ? 0 : scripts[^1].Version;
+        if (newest > known)
         {
             throw new InvalidOperationException(
-                $"The database schema is at version {newest}, newer than this Lethe build knows ({scripts.Count}). Upgrade Lethe; downgrades are not supported.");
+                $"The database schema is at version {newest}, newer than this Lethe build knows ({known}). Upgrade Lethe; downgrades are not supported.");
         }
     }
 

@@ -35,7 +35,7 @@ public abstract class StorageTests : IAsyncLifetime
     [Fact]
     public async Task MigrationsAreAppliedOnceAndRecorded()
     {
-        var expected = new Migrator(Db).Scripts().Count;
+        var expected = new Migrator(Db).Scripts()[^1].Version;
         Assert.Equal(expected, await Migrator.CurrentVersionAsync(Db));
 
         // Opening again applies nothing new and keeps data.
@@ -69,7 +69,7 @@ public abstract class StorageTests : IAsyncLifetime
         }
 
         await using var db = await Database.OpenAsync(options);
-        Assert.Equal(new Migrator(db).Scripts().Count, await Migrator.CurrentVersionAsync(db));
+        Assert.Equal(new Migrator(db).Scripts()[^1].Version, await Migrator.CurrentVersionAsync(db));
         Assert.Equal(["$tip"], await new EventStore(db).ForwardExtremitiesAsync("!r:hs"));
         Assert.Equal("$sent", await new RoomStore(db).GetTxnAsync("@u:hs", "D", "send:!r:hs", "t1"));
         Assert.Equal("$sent", await db.WriteAsync(tx => RoomStore.GetTxnAsync(tx, "@u:hs", "D", "send:!r:hs", "t1")));

@@ -174,6 +174,7 @@ public static class ConfigLoader
             RateLimits = ReadRateLimits(root),
             Retention = ReadRetention(root),
             MaxUploadSize = root.Size("max_upload_size", 50L * 1024 * 1024),
+            Media = global::Lethe.Homeserver.Media.MediaConfig.Read(root, warnings),
             TrustedKeyServers = ReadTrustedKeyServers(root, warnings),
             FederationVerifyCertificates = federationVerify,
             FederationCustomCaList = caList,

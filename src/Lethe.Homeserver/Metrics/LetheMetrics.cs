@@ -28,6 +28,9 @@ public sealed class LetheMetrics : IDisposable
         RetentionPurgeRuns = _meter.CreateCounter<long>("lethe_retention_purge_runs", description: "Retention purge job runs, by outcome");
         RetentionPurgeSeconds = _meter.CreateCounter<double>("lethe_retention_purge_seconds", description: "Time spent in retention purge job runs");
         SelfDestructedEvents = _meter.CreateCounter<long>("lethe_self_destructed_events", description: "Self-destructing (MSC2228) events redacted at their expiry");
+        MediaUploadedBytes = _meter.CreateCounter<long>("lethe_media_uploaded_bytes", description: "Bytes of media uploaded");
+        MediaThumbnailsGenerated = _meter.CreateCounter<long>("lethe_media_thumbnails_generated", description: "Thumbnails made (cache misses)");
+        MediaDeleted = _meter.CreateCounter<long>("lethe_media_deleted", description: "Media items deleted, bytes included");
         _meter.CreateObservableCounter("process_cpu_seconds", () => Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds, description: "CPU time used by the process");
         _meter.CreateObservableGauge("process_resident_memory_bytes", () => Environment.WorkingSet, description: "Resident memory of the process");
         _meter.CreateObservableGauge("process_start_time_seconds", () => StartTimeSeconds, description: "Start time of the process, seconds since the Unix epoch");
@@ -56,6 +59,15 @@ public sealed class LetheMetrics : IDisposable
 
     /// <summary>Self-destructing events redacted.</summary>
     public Counter<long> SelfDestructedEvents { get; }
+
+    /// <summary>Bytes of media uploaded.</summary>
+    public Counter<long> MediaUploadedBytes { get; }
+
+    /// <summary>Thumbnails generated.</summary>
+    public Counter<long> MediaThumbnailsGenerated { get; }
+
+    /// <summary>Media items deleted.</summary>
+    public Counter<long> MediaDeleted { get; }
 
     private void Record(Instrument instrument, double value, ReadOnlySpan<KeyValuePair<string, object?>> tags)
     {
