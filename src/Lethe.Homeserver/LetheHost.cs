@@ -35,8 +35,9 @@ public sealed partial class LetheHost : IAsyncDisposable
 
     private readonly Timer _housekeeping;
 
-    private LetheHost(WebApplication app, HomeserverServices services, RetentionPurger purger, SelfDestruct selfDestruct)
+    private LetheHost(WebApplication app, HomeserverServices services, RetentionPurger purger, SelfDestruct selfDestruct, Media.MediaRetention mediaRetention)
     {
+        MediaRetention = mediaRetention;
         _app = app;
         _config = services.Config;
         Services = services;
@@ -48,6 +49,9 @@ public sealed partial class LetheHost : IAsyncDisposable
     private static readonly TimeSpan HousekeepingInterval = TimeSpan.FromSeconds(60);
 
     private readonly SelfDestruct _selfDestruct;
+
+    /// <summary>The media expiry job (<c>media_retention</c>, lapsed upload reservations).</summary>
+    public Media.MediaRetention MediaRetention { get; }
 
     /// <summary>The retention purge jobs.</summary>
     public RetentionPurger Purger { get; }
@@ -99,12 +103,13 @@ public sealed partial class LetheHost : IAsyncDisposable
         {
             var services = new HomeserverServices(config, database, signingKey, clock);
             await services.Streams.LoadAsync(database, ct);
-            var app = Build(services, logging, out var purger, out var selfDestruct);
+            var app = Build(services, logging, out var purger, out var selfDestruct, out var mediaRetention);
             extraEndpoints?.Invoke(app);
-            var host = new LetheHost(app, services, purger, selfDestruct);
+            var host = new LetheHost(app, services, purger, selfDestruct, mediaRetention);
             await app.StartAsync(ct);
             purger.Start();
             selfDestruct.Start();
+            mediaRetention.Start();
             host.WritePidFile();
             return host;
         }
@@ -115,7 +120,7 @@ public sealed partial class LetheHost : IAsyncDisposable
         }
     }
 
-    private static WebApplication Build(HomeserverServices services, Action<ILoggingBuilder>? logging, out RetentionPurger purger, out SelfDestruct selfDestruct)
+    private static WebApplication Build(HomeserverServices services, Action<ILoggingBuilder>? logging, out RetentionPurger purger, out SelfDestruct selfDestruct, out Media.MediaRetention mediaRetention)
     {
         var config = services.Config;
         // Lethe's configuration is homeserver.yaml; the host's own appsettings.json is read once and never watched. Watching
@@ -170,6 +175,7 @@ public sealed partial class LetheHost : IAsyncDisposable
         var loggers = app.Services.GetRequiredService<ILoggerFactory>();
         purger = new RetentionPurger(services, loggers.CreateLogger("Lethe.Retention"));
         selfDestruct = new SelfDestruct(services, loggers.CreateLogger("Lethe.Retention"));
+        mediaRetention = new Media.MediaRetention(services, loggers.CreateLogger("Lethe.Media"));
         RetentionEndpoints.Map(app, services, purger);
         Metrics.MetricsEndpoints.Map(app, services);
         return app;
@@ -274,6 +280,7 @@ public sealed partial class LetheHost : IAsyncDisposable
         // Background jobs stop after the last request, and before the database closes under them.
         await Purger.DisposeAsync();
         await _selfDestruct.DisposeAsync();
+        await MediaRetention.DisposeAsync();
         await Services.Activity.FlushAsync(CancellationToken.None);
         Services.Dispose();
         await Database.DisposeAsync();

@@ -24,13 +24,15 @@ public enum ImageFormat
 /// </summary>
 public readonly record struct ImageHeader(ImageFormat Format, int Width, int Height, bool Animated)
 {
+    private static ReadOnlySpan<byte> PngSignature => [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A];
+
     /// <summary>Width × height.</summary>
     public long Pixels => (long)Width * Height;
 
     /// <summary>Reads the header, or null when the bytes are not a well-formed start of a supported image.</summary>
     public static ImageHeader? Read(ReadOnlySpan<byte> data)
     {
-        if (data.StartsWith("\x89PNG\r\n\x1a\n"u8))
+        if (data.StartsWith(PngSignature))
         {
             return Png(data);
         }

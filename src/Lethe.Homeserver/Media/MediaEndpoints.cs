@@ -178,7 +178,10 @@ public static class MediaEndpoints
     private static async Task DownloadAsync(HttpContext ctx, MediaRepository media, bool legacy)
     {
         var record = await FindAsync(ctx, media, legacy);
-        var fileName = ctx.Request.RouteValues.TryGetValue("fileName", out var f) && f is string s ? s : record.UploadName;
+        // Routing decodes every escape in a segment except %2F, which it leaves as is; a name is text, so decode that too.
+        var fileName = ctx.Request.RouteValues.TryGetValue("fileName", out var f) && f is string s
+            ? s.Replace("%2F", "/", StringComparison.OrdinalIgnoreCase)
+            : record.UploadName;
         MediaRepository.CheckFileName(fileName);
         await media.TouchAsync(record, ctx.RequestAborted);
         var stream = media.Open(record.MediaId);

@@ -72,13 +72,17 @@ public sealed class MediaRepository
                 {
                     n = await body.ReadAsync(buffer.AsMemory(0, CopyBufferSize), ctx.RequestAborted);
                 }
-                catch (BadHttpRequestException e) when (e.StatusCode == 413)
+                catch (Exception e) when (e is BadHttpRequestException or IOException or OperationCanceledException)
                 {
-                    throw MatrixException.TooLarge($"The upload is larger than the {max} bytes this server accepts");
-                }
-                catch (Exception e) when (e is BadHttpRequestException or IOException && !ctx.RequestAborted.IsCancellationRequested)
-                {
-                    throw MatrixException.Of(400, ErrCode.Unknown, $"The upload ended early: {size} bytes arrived" + (declared is { } d ? $" of the {d} announced" : ""));
+                    if (ctx.RequestAborted.IsCancellationRequested)
+                    {
+                        // The client went away mid-body (a truncated upload): nobody to answer; the partial file goes below.
+                        throw new OperationCanceledException("The client disconnected during the upload", e, ctx.RequestAborted);
+                    }
+
+                    throw e is BadHttpRequestException { StatusCode: 413 }
+                        ? MatrixException.TooLarge($"The upload is larger than the {max} bytes this server accepts")
+                        : MatrixException.Of(400, ErrCode.Unknown, $"The upload ended early: {size} bytes arrived" + (declared is { } d ? $" of the {d} announced" : ""));
                 }
 
                 if (n == 0)
