@@ -10,7 +10,8 @@ using Lethe.Bench;
 // Load generator for any Matrix homeserver: point it at a base URL; it registers its own users through the standard API.
 // Usage: lethe-bench <scenario> --url URL [--pid PID] [--n N] [--c C] [--rooms R] [--messages M] [--shared-secret S]
 // Scenarios: send-seq, send-concurrent, sync-wake, initial-sync, baseline (bare Kestrel + SQLite ceiling, no URL needed),
-// purge (starts its own server: --lethe COMMAND [--postgres CONNECTION_STRING] [--batch SIZE]).
+// purge (starts its own server: --lethe COMMAND [--postgres CONNECTION_STRING] [--batch SIZE]),
+// media (starts its own server: --lethe COMMAND [--n N 1 MB transfers and thumbnails]).
 var options = Options.Parse(args);
 var result = options.Scenario switch
 {
@@ -19,6 +20,7 @@ var result = options.Scenario switch
     "sync-wake" => await Scenarios.SyncWakeAsync(options),
     "initial-sync" => await Scenarios.InitialSyncAsync(options),
     "baseline" => await Baseline.RunAsync(options),
+    "media" => await MediaBench.RunAsync(options, Option("--lethe") ?? "./lethe"),
     "purge" => await PurgeBench.RunAsync(options, Option("--lethe") ?? "./lethe", Option("--postgres"), Option("--batch") is { } b ? int.Parse(b, CultureInfo.InvariantCulture) : null),
     _ => throw new ArgumentException("unknown scenario: " + options.Scenario),
 };
@@ -69,6 +71,8 @@ namespace Lethe.Bench
         private long _txn;
 
         public string UserId { get; } = userId;
+
+        public string Token => token;
 
         public static HttpClient NewHttp(Uri baseUrl) => new(new SocketsHttpHandler { MaxConnectionsPerServer = 256, PooledConnectionLifetime = TimeSpan.FromMinutes(10) })
         {

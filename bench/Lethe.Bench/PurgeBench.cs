@@ -200,7 +200,7 @@ public static class PurgeBench
         return result;
     }
 
-    private static (string Yaml, DatabaseOptions Options) SqliteDatabase(string dir)
+    internal static (string Yaml, DatabaseOptions Options) SqliteDatabase(string dir)
     {
         var path = Path.Combine(dir, "homeserver.db");
         return ($"""
@@ -234,14 +234,14 @@ public static class PurgeBench
             """, new DatabaseOptions { Engine = DatabaseEngine.Postgres, PostgresConnectionString = b.ToString() });
     }
 
-    private static int FreePort()
+    internal static int FreePort()
     {
         using var listener = new TcpListener(System.Net.IPAddress.Loopback, 0);
         listener.Start();
         return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
     }
 
-    private static async Task<Process> StartAsync(string lethe, string config, HttpClient http)
+    internal static async Task<Process> StartAsync(string lethe, string config, HttpClient http)
     {
         var process = Process.Start(new ProcessStartInfo(lethe, ["serve", "--config", config]) { RedirectStandardOutput = true, RedirectStandardError = true })!;
         process.OutputDataReceived += (_, _) => { };
@@ -276,7 +276,7 @@ public static class PurgeBench
         throw new TimeoutException("the server did not start within 120 s");
     }
 
-    private static async Task StopAsync(Process process)
+    internal static async Task StopAsync(Process process)
     {
         // SIGTERM: a clean shutdown, so the database is closed before it is edited.
         Process.Start("kill", ["-TERM", process.Id.ToString(CultureInfo.InvariantCulture)])!.WaitForExit();

@@ -252,6 +252,7 @@ public sealed partial class LetheHost : IAsyncDisposable
         try
         {
             await Services.Activity.FlushAsync(Stopping);
+            await Services.Media.FlushAccessTimesAsync(Stopping);
             Services.RateLimiter.Prune();
         }
         catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or System.Data.Common.DbException)
@@ -282,6 +283,7 @@ public sealed partial class LetheHost : IAsyncDisposable
         await _selfDestruct.DisposeAsync();
         await MediaRetention.DisposeAsync();
         await Services.Activity.FlushAsync(CancellationToken.None);
+        await Services.Media.FlushAccessTimesAsync(CancellationToken.None);
         Services.Dispose();
         await Database.DisposeAsync();
         if (_config.PidFile is { } path)

@@ -90,9 +90,16 @@ public sealed class MediaStore(Database db)
     public Task<long> UploadedSinceAsync(string userId, long sinceTs, CancellationToken ct = default) =>
         db.ReadAsync(c => c.ExecuteScalarAsync<long>("SELECT COALESCE(SUM(size), 0) FROM media WHERE user_id = @userId AND created_ts >= @sinceTs", new { userId, sinceTs }), ct);
 
-    /// <summary>Notes a download (callers throttle how often).</summary>
-    public Task TouchAsync(string mediaId, long now, CancellationToken ct = default) =>
-        db.WriteAsync(tx => tx.Connection!.ExecuteAsync("UPDATE media SET last_access_ts = @now WHERE media_id = @mediaId", new { mediaId, now }, tx), ct);
+    /// <summary>Records downloads (media ID, time) in one transaction.</summary>
+    public Task TouchAsync(IReadOnlyList<(string MediaId, long Ts)> accesses, CancellationToken ct = default) =>
+        db.WriteAsync(async tx =>
+        {
+            foreach (var (mediaId, ts) in accesses)
+            {
+                await tx.Connection!.ExecuteAsync(
+                    "UPDATE media SET last_access_ts = @ts WHERE media_id = @mediaId AND (last_access_ts IS NULL OR last_access_ts < @ts)", new { mediaId, ts }, tx);
+            }
+        }, ct);
 
     /// <summary>A user's media, newest first.</summary>
     public Task<List<MediaRecord>> ListByUserAsync(string userId, int from, int limit, CancellationToken ct = default) =>

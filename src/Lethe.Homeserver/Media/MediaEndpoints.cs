@@ -183,7 +183,7 @@ public static class MediaEndpoints
             ? s.Replace("%2F", "/", StringComparison.OrdinalIgnoreCase)
             : record.UploadName;
         MediaRepository.CheckFileName(fileName);
-        await media.TouchAsync(record, ctx.RequestAborted);
+        media.NoteAccess(record);
         var stream = media.Open(record.MediaId);
         var contentType = ServedType(record.ContentType);
         SetSafetyHeaders(ctx, contentType, fileName);
@@ -212,7 +212,7 @@ public static class MediaEndpoints
 
         var record = await FindAsync(ctx, media, legacy);
         var (path, contentType) = await media.ThumbnailAsync(record, media.ChooseSize(width, height, method), ctx.RequestAborted);
-        await media.TouchAsync(record, ctx.RequestAborted);
+        media.NoteAccess(record);
         FileStream stream;
         try
         {

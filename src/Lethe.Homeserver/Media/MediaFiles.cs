@@ -72,7 +72,7 @@ public sealed class MediaFiles
             Mode = FileMode.CreateNew,
             Access = FileAccess.Write,
             Options = FileOptions.Asynchronous,
-            BufferSize = 0, // the copy loop writes in large chunks already
+            BufferSize = 128 * 1024, // request bodies arrive in small segments; write them to disk in large ones
         });
 
     /// <summary>

@@ -16,6 +16,7 @@ public sealed class MediaRepository
 
     private readonly HomeserverServices _hs;
     private readonly ConcurrentDictionary<string, TaskCompletionSource> _uploadWaiters = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, long> _accessed = new(StringComparer.Ordinal);
 
     // Decoding is CPU- and memory-heavy: no more images at once than there are cores.
     private readonly SemaphoreSlim _thumbnailing = new(Math.Max(1, Environment.ProcessorCount));
@@ -300,14 +301,32 @@ public sealed class MediaRepository
         }
     }
 
-    /// <summary>Notes a download, at most once a minute per item, for <c>media_retention.local_media_lifetime</c>.</summary>
-    public async Task TouchAsync(MediaRecord media, CancellationToken ct)
+    /// <summary>
+    /// Notes a download for <c>media_retention.local_media_lifetime</c>. Kept in memory and written in one batch by
+    /// <see cref="FlushAccessTimesAsync"/> (housekeeping, and before every media expiry run), so a download costs no
+    /// database write; a crash loses at most a minute of access times, which only makes media look older than it is
+    /// by that much.
+    /// </summary>
+    public void NoteAccess(MediaRecord media) => _accessed[media.MediaId] = _hs.NowMs;
+
+    /// <summary>Writes the access times noted since the last flush.</summary>
+    public async Task FlushAccessTimesAsync(CancellationToken ct)
     {
-        var now = _hs.NowMs;
-        if (media.LastAccessTs is not { } last || now - last > 60_000)
+        if (_accessed.IsEmpty)
         {
-            await Store.TouchAsync(media.MediaId, now, ct);
+            return;
         }
+
+        var batch = new List<(string, long)>();
+        foreach (var kv in _accessed)
+        {
+            if (_accessed.TryRemove(kv.Key, out var ts))
+            {
+                batch.Add((kv.Key, ts));
+            }
+        }
+
+        await Store.TouchAsync(batch, ct);
     }
 
     /// <summary>

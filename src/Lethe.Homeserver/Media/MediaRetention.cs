@@ -48,6 +48,7 @@ public sealed partial class MediaRetention(HomeserverServices hs, ILogger logger
         try
         {
             var media = hs.Media;
+            await media.FlushAccessTimesAsync(ct);
             var now = hs.NowMs;
             var deleted = 0;
             while (true)
