@@ -1,3 +1,4 @@
+using System.Data.Common;
 using Dapper;
 
 namespace Lethe.Storage;
@@ -147,6 +148,7 @@ public sealed class MediaStore(Database db)
         db.WriteAsync(async tx =>
         {
             await tx.Connection!.ExecuteAsync("DELETE FROM media_thumbnails WHERE media_id = @mediaId", new { mediaId }, tx);
+            await tx.Connection!.ExecuteAsync("DELETE FROM media_references WHERE media_id = @mediaId", new { mediaId }, tx);
             return await tx.Connection!.ExecuteAsync("DELETE FROM media WHERE media_id = @mediaId", new { mediaId }, tx) == 1;
         }, ct);
 
@@ -158,6 +160,91 @@ public sealed class MediaStore(Database db)
             var urls = await c.QueryAsync<string>("SELECT avatar_url FROM profiles WHERE avatar_url LIKE @pattern", new { pattern = prefix + "%" });
             return urls.Where(u => u.StartsWith(prefix, StringComparison.Ordinal)).Select(u => u[prefix.Length..]).ToHashSet(StringComparer.Ordinal);
         }, ct);
+
+    /// <summary>
+    /// Records, in the event's own transaction, which of this server's media an event names: every
+    /// <c>mxc://{serverName}/{id}</c> in its JSON (url, info.thumbnail_url, avatar_url, formatted bodies…). Events
+    /// without "mxc://" cost one byte search.
+    /// </summary>
+    public static async Task RecordReferencesAsync(DbTransaction tx, string eventId, ReadOnlyMemory<byte> json, string serverName)
+    {
+        if (json.Span.IndexOf("mxc://"u8) < 0)
+        {
+            return;
+        }
+
+        var ids = MediaIdsIn(json.Span, serverName);
+        foreach (var mediaId in ids)
+        {
+            await tx.Connection!.ExecuteAsync(
+                "INSERT INTO media_references (media_id, event_id) VALUES (@mediaId, @eventId) ON CONFLICT DO NOTHING", new { mediaId, eventId }, tx);
+            await tx.Connection!.ExecuteAsync("UPDATE media SET referenced = TRUE WHERE media_id = @mediaId AND NOT referenced", new { mediaId }, tx);
+        }
+    }
+
+    /// <summary>The distinct local media IDs named in <paramref name="json"/>.</summary>
+    public static HashSet<string> MediaIdsIn(ReadOnlySpan<byte> json, string serverName)
+    {
+        var ids = new HashSet<string>(StringComparer.Ordinal);
+        var prefix = System.Text.Encoding.UTF8.GetBytes("mxc://" + serverName + "/");
+        var rest = json;
+        int i;
+        while ((i = rest.IndexOf(prefix)) >= 0)
+        {
+            rest = rest[(i + prefix.Length)..];
+            var n = 0;
+            while (n < rest.Length && (char.IsAsciiLetterOrDigit((char)rest[n]) || rest[n] is (byte)'_' or (byte)'-'))
+            {
+                n++;
+            }
+
+            if (n > 0)
+            {
+                ids.Add(System.Text.Encoding.ASCII.GetString(rest[..n]));
+            }
+        }
+
+        return ids;
+    }
+
+    /// <summary>
+    /// Drops the references of events being purged or pruned, in the caller's transaction, and returns the media
+    /// they named that no other event names any more (candidates for deletion; the caller deletes bytes and rows).
+    /// </summary>
+    public async Task<List<string>> ReleaseReferencesAsync(DbTransaction tx, IReadOnlyList<string> eventIds)
+    {
+        if (eventIds.Count == 0)
+        {
+            return [];
+        }
+
+        var conn = tx.Connection!;
+        object ids = db.Engine == DatabaseEngine.Postgres ? eventIds.ToArray() : System.Text.Json.JsonSerializer.Serialize(eventIds);
+        var inIds = db.Engine == DatabaseEngine.Postgres ? db.In("event_id", "ids") : "event_id IN (SELECT value FROM json_each(@ids))";
+        var named = (await conn.QueryAsync<string>($"SELECT DISTINCT media_id FROM media_references WHERE {inIds}", new { ids }, tx)).AsList();
+        if (named.Count == 0)
+        {
+            return [];
+        }
+
+        await conn.ExecuteAsync($"DELETE FROM media_references WHERE {inIds}", new { ids }, tx);
+        var orphans = new List<string>();
+        foreach (var mediaId in named)
+        {
+            if (await conn.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM media_references WHERE media_id = @mediaId", new { mediaId }, tx) == 0)
+            {
+                orphans.Add(mediaId);
+            }
+        }
+
+        return orphans;
+    }
+
+    /// <summary>Media once named by events that no event names now (what a crash between a purge and its file deletion leaves).</summary>
+    public Task<List<string>> UnreferencedAsync(int limit, CancellationToken ct = default) =>
+        db.ReadAsync(async c => (await c.QueryAsync<string>(
+            "SELECT m.media_id FROM media m WHERE m.referenced AND NOT EXISTS (SELECT 1 FROM media_references r WHERE r.media_id = m.media_id) LIMIT @limit",
+            new { limit })).AsList(), ct);
 
     /// <summary>Records a cached thumbnail (idempotent).</summary>
     public Task AddThumbnailAsync(ThumbnailRecord thumbnail, CancellationToken ct = default) =>

@@ -467,6 +467,32 @@ public sealed class MediaRepository
         return row || files;
     }
 
+    /// <summary>
+    /// Deletes media that events used to name and none names now (after a retention purge or prune), except media
+    /// that is someone's avatar or protected from quarantine. Returns how many were deleted.
+    /// </summary>
+    public async Task<int> DeleteOrphansAsync(IReadOnlyList<string> mediaIds, CancellationToken ct)
+    {
+        if (mediaIds.Count == 0)
+        {
+            return 0;
+        }
+
+        var avatars = await Store.AvatarMediaIdsAsync(_hs.ServerName, ct);
+        var deleted = 0;
+        foreach (var id in mediaIds)
+        {
+            if (avatars.Contains(id) || await Store.GetAsync(id, ct) is not { SafeFromQuarantine: false })
+            {
+                continue;
+            }
+
+            deleted += await DeleteAsync(id, ct) ? 1 : 0;
+        }
+
+        return deleted;
+    }
+
     /// <summary>Deletes several items; returns the IDs that existed.</summary>
     public async Task<List<string>> DeleteManyAsync(IEnumerable<string> mediaIds, CancellationToken ct)
     {

@@ -62,6 +62,9 @@ public sealed partial class MediaRetention(HomeserverServices hs, ILogger logger
                 deleted += (await media.DeleteManyAsync(lapsed, ct)).Count;
             }
 
+            // Media a retention purge orphaned but did not get to delete (a crash in between).
+            deleted += await media.DeleteOrphansAsync(await media.Store.UnreferencedAsync(1000, ct), ct);
+
             if (hs.Config.Media.LocalMediaLifetime is { } lifetime)
             {
                 var cutoff = now - lifetime;

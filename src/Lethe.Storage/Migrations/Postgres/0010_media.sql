@@ -29,3 +29,15 @@ CREATE TABLE media_thumbnails (
     size BIGINT NOT NULL,
     PRIMARY KEY (media_id, width, height, method, content_type)
 );
+
+-- Which events name which local media (mxc://this-server/id anywhere in their JSON), so that when retention purges
+-- or prunes the last event naming an item, the item's bytes go too. media.referenced remembers that an item was
+-- ever named by an event: media nobody ever sent (a fresh upload, an avatar set only in a profile) is never
+-- collected this way. Encrypted events hide their URLs from the server and so cannot be tracked.
+CREATE TABLE media_references (
+    media_id TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    PRIMARY KEY (media_id, event_id)
+);
+CREATE INDEX media_references_event ON media_references(event_id);
+ALTER TABLE media ADD COLUMN referenced BOOLEAN NOT NULL DEFAULT FALSE;
