@@ -55,6 +55,11 @@ public readonly record struct ImageHeader(ImageFormat Format, int Width, int Hei
         return null;
     }
 
+    /// <summary>Whether the bytes start like a supported image (even if the header is not all there).</summary>
+    public static bool HasImageSignature(ReadOnlySpan<byte> data) =>
+        data.StartsWith(PngSignature) || (data.Length > 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF)
+        || data.StartsWith("GIF8"u8) || (data.Length >= 12 && data.StartsWith("RIFF"u8) && data[8..12].SequenceEqual("WEBP"u8));
+
     private static ImageHeader? Png(ReadOnlySpan<byte> d)
     {
         // The IHDR chunk must come first: length 13, type, then width and height as big-endian 32-bit integers.

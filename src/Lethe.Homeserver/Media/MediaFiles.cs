@@ -6,7 +6,7 @@ namespace Lethe.Homeserver.Media;
 /// Where media bytes live under <c>media_store_path</c>, in Synapse's layout so an operator's tools keep working:
 /// <c>local_content/ab/cd/efgh…</c> for originals and <c>local_thumbnails/ab/cd/efgh…/W-H-type-subtype-method</c> for
 /// thumbnails. New files are written under <c>tmp/</c> and renamed into place, so a crash or a truncated upload never
-/// leaves a partial file where a reader could find it; whatever is left in <c>tmp/</c> is deleted at start.
+/// leaves a partial file where a reader could find it; what a crash leaves in <c>tmp/</c> is deleted after an hour.
 /// </summary>
 public sealed class MediaFiles
 {
@@ -21,10 +21,26 @@ public sealed class MediaFiles
         _root = Path.GetFullPath(root);
         _tmp = Path.Combine(_root, "tmp");
         Directory.CreateDirectory(_tmp);
+        DeleteStaleTemps(TimeSpan.FromHours(1));
+    }
+
+    /// <summary>
+    /// Deletes temp files not written to for <paramref name="age"/>: what a crash mid-upload left behind. Age rather
+    /// than "everything", because another instance sharing this store may be mid-upload (at start and hourly).
+    /// </summary>
+    public int DeleteStaleTemps(TimeSpan age)
+    {
+        var deleted = 0;
+        var cutoff = DateTime.UtcNow - age;
         foreach (var leftover in Directory.EnumerateFiles(_tmp))
         {
-            TryDelete(leftover);
+            if (File.GetLastWriteTimeUtc(leftover) < cutoff && TryDelete(leftover))
+            {
+                deleted++;
+            }
         }
+
+        return deleted;
     }
 
     /// <summary>The store's root folder.</summary>

@@ -14,6 +14,9 @@ public sealed class MediaRepository
 {
     private const int CopyBufferSize = 128 * 1024;
 
+    // JPEG frame headers can sit behind up to a few 64 KiB metadata segments.
+    private const int HeaderPrefix = 512 * 1024;
+
     private readonly HomeserverServices _hs;
     private readonly ConcurrentDictionary<string, TaskCompletionSource> _uploadWaiters = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, long> _accessed = new(StringComparer.Ordinal);
@@ -406,8 +409,25 @@ public sealed class MediaRepository
             byte[] bytes;
             await using (var stream = Open(media.MediaId))
             {
+                // Look at the start first: a large file that is not an image (or an image over the pixel limit whose
+                // header fits in the prefix) is refused without reading the rest.
+                var prefix = new byte[(int)Math.Min(stream.Length, HeaderPrefix)];
+                await stream.ReadExactlyAsync(prefix, ct);
+                if (ImageHeader.Read(prefix) is { } header)
+                {
+                    if (header.Pixels > Config.MaxImagePixels)
+                    {
+                        throw new ThumbnailException(ThumbnailFailure.TooManyPixels, $"The image is {header.Width}×{header.Height}, more than the {Config.MaxImagePixels} pixels this server decodes");
+                    }
+                }
+                else if (!ImageHeader.HasImageSignature(prefix))
+                {
+                    throw new ThumbnailException(ThumbnailFailure.Unsupported, "Not an image Lethe can thumbnail (JPEG, PNG, GIF or WebP)");
+                }
+
                 bytes = new byte[stream.Length];
-                await stream.ReadExactlyAsync(bytes, ct);
+                prefix.CopyTo(bytes, 0);
+                await stream.ReadExactlyAsync(bytes.AsMemory(prefix.Length), ct);
             }
 
             thumbnail = await Task.Run(() => Thumbnailer.Make(bytes, size.Width, size.Height, size.Method, Config.MaxImagePixels), ct);
@@ -455,6 +475,8 @@ public sealed class MediaRepository
         {
             return false;
         }
+
+        _uploadWaiters.TryRemove(mediaId, out _);
 
         // Bytes before rows: if the row delete fails, the item reads as gone (404) rather than the bytes lingering unlisted.
         var files = Files.DeleteAll(mediaId);

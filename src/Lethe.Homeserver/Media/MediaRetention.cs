@@ -48,6 +48,7 @@ public sealed partial class MediaRetention(HomeserverServices hs, ILogger logger
         try
         {
             var media = hs.Media;
+            media.Files.DeleteStaleTemps(TimeSpan.FromHours(1));
             await media.FlushAccessTimesAsync(ct);
             var now = hs.NowMs;
             var deleted = 0;

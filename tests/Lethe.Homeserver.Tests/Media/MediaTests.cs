@@ -505,6 +505,20 @@ public abstract class MediaTests(DatabaseEngine engine) : IAsyncLifetime
         (await alice.GetAsync(Download(idle))).Error(HttpStatusCode.NotFound, "M_NOT_FOUND");
     }
 
+    [Fact]
+    public async Task WhatACrashLeavesInTheTempFolderIsCleanedUpButUploadsInProgressAreNot()
+    {
+        var tmp = Path.Combine(MediaDir, "tmp");
+        var stale = Path.Combine(tmp, "crashed.part");
+        var fresh = Path.Combine(tmp, "in-progress.part");
+        await File.WriteAllBytesAsync(stale, new byte[100]);
+        await File.WriteAllBytesAsync(fresh, new byte[100]);
+        File.SetLastWriteTimeUtc(stale, DateTime.UtcNow.AddHours(-2));
+        await Server.Host.MediaRetention.RunAsync(CancellationToken.None);
+        Assert.False(File.Exists(stale));
+        Assert.True(File.Exists(fresh));
+    }
+
     // ---- helpers ----
 
     private async Task<MatrixClient> AdminAsync()
