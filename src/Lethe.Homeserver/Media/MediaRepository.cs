@@ -121,6 +121,21 @@ public sealed class MediaRepository
             throw MatrixException.Of(400, ErrCode.Unknown, $"The upload ended early: {size} bytes arrived of the {expected} announced");
         }
 
+        if (declared is null && Config.UploadLimits.Count > 0)
+        {
+            // A chunked body announced no size: check the limits again now that it is known.
+            try
+            {
+                await CheckUploadLimitsAsync(userId, size, ctx.RequestAborted);
+            }
+            catch
+            {
+                await temp.DisposeAsync();
+                MediaFiles.TryDelete(temp.Name);
+                throw;
+            }
+        }
+
         var path = Files.ContentPath(mediaId);
         if (!await MediaFiles.CommitAsync(temp, path))
         {

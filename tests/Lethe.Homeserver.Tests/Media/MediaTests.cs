@@ -207,6 +207,36 @@ public abstract class MediaTests(DatabaseEngine engine) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task PerUserUploadVolumeLimitsAreEnforced()
+    {
+        await using var limited = await TestHomeserver.StartAsync(engine, extraYaml: TestHomeserver.OpenRegistration + "media_upload_limits:\n  - time_period: 1h\n    max_size: 1K\n");
+        var alice = await limited.RegisterAsync("alice");
+        var bob = await limited.RegisterAsync("bob");
+        await UploadAsync(alice, new byte[600], "application/octet-stream", null, limited.Client);
+        using (var refused = await PostBytesAsync(alice, "/_matrix/media/v3/upload", new byte[600], "application/octet-stream", limited.Client))
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+            Assert.Contains("M_RESOURCE_LIMIT_EXCEEDED", await refused.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+
+        // Chunked (no announced size): checked once the size is known, and nothing is kept.
+        using var content = new StreamContent(new PatternStream(600));
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/_matrix/media/v3/upload") { Content = content };
+        request.Headers.TransferEncodingChunked = true;
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", alice.AccessToken);
+        using (var chunked = await limited.Client.SendAsync(request))
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, chunked.StatusCode);
+        }
+
+        Assert.Single(Directory.GetFiles(Path.Combine(limited.Dir, "media", "local_content"), "*", SearchOption.AllDirectories));
+        Assert.Empty(Directory.GetFiles(Path.Combine(limited.Dir, "media", "tmp")));
+
+        // The limit is per user.
+        await UploadAsync(bob, new byte[600], "application/octet-stream", null, limited.Client);
+    }
+
+    [Fact]
     public async Task TooManyPendingReservationsAreRefused()
     {
         for (var i = 0; i < 5; i++)
