@@ -240,6 +240,10 @@ public sealed class MediaStore(Database db)
         return orphans;
     }
 
+    /// <summary>Whether any event names the item now.</summary>
+    public Task<bool> IsReferencedAsync(string mediaId, CancellationToken ct = default) =>
+        db.ReadAsync(async c => await c.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM media_references WHERE media_id = @mediaId", new { mediaId }) > 0, ct);
+
     /// <summary>Media once named by events that no event names now (what a crash between a purge and its file deletion leaves).</summary>
     public Task<List<string>> UnreferencedAsync(int limit, CancellationToken ct = default) =>
         db.ReadAsync(async c => (await c.QueryAsync<string>(

@@ -519,7 +519,8 @@ public sealed class MediaRepository
         var deleted = 0;
         foreach (var id in mediaIds)
         {
-            if (avatars.Contains(id) || await Store.GetAsync(id, ct) is not { SafeFromQuarantine: false })
+            // Checked again outside the purge's transaction: an event sent since (or a pruned event that kept the URL) may name it.
+            if (avatars.Contains(id) || await Store.GetAsync(id, ct) is not { SafeFromQuarantine: false } || await Store.IsReferencedAsync(id, ct))
             {
                 continue;
             }
