@@ -351,9 +351,12 @@ public sealed class MediaRepository
     /// The thumbnail size to make for a request: the exact box with <c>dynamic_thumbnails</c>, otherwise the smallest
     /// configured size at least as large as the box (same method preferred), else the largest configured one.
     /// </summary>
-    public ThumbnailSize ChooseSize(int width, int height, string method)
+    public ThumbnailSize ChooseSize(int width, int height, string method) => ChooseSize(Config, width, height, method);
+
+    /// <summary>See <see cref="ChooseSize(int, int, string)"/>.</summary>
+    public static ThumbnailSize ChooseSize(MediaConfig config, int width, int height, string method)
     {
-        if (Config.DynamicThumbnails)
+        if (config.DynamicThumbnails)
         {
             return new ThumbnailSize(width, height, method);
         }
@@ -362,7 +365,7 @@ public sealed class MediaRepository
         ThumbnailSize? largest = null;
         foreach (var pass in new[] { true, false })
         {
-            foreach (var s in Config.ThumbnailSizes)
+            foreach (var s in config.ThumbnailSizes)
             {
                 if (pass && s.Method != method)
                 {

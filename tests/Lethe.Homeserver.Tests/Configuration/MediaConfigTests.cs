@@ -76,4 +76,17 @@ public class MediaConfigTests
         var config = Load("url_preview_enabled: true\nurl_preview_ip_range_blacklist: ['127.0.0.0/8', '10.0.0.0/8', '::1']\n");
         Assert.Contains(config.Warnings, w => w.StartsWith("url_preview_enabled", StringComparison.Ordinal));
     }
+
+    [Theory]
+    [InlineData(20, 20, "crop", 32, 32, "crop")]
+    [InlineData(50, 50, "crop", 96, 96, "crop")]
+    [InlineData(500, 500, "crop", 96, 96, "crop")] // no crop size that large: the largest crop size
+    [InlineData(300, 200, "scale", 320, 240, "scale")]
+    [InlineData(640, 480, "scale", 640, 480, "scale")]
+    [InlineData(2000, 2000, "scale", 800, 600, "scale")]
+    public void WithoutDynamicThumbnailsTheNearestConfiguredSizeIsServed(int w, int h, string method, int ew, int eh, string em)
+    {
+        Assert.Equal(new ThumbnailSize(ew, eh, em), MediaRepository.ChooseSize(new MediaConfig(), w, h, method));
+        Assert.Equal(new ThumbnailSize(w, h, method), MediaRepository.ChooseSize(new MediaConfig { DynamicThumbnails = true }, w, h, method));
+    }
 }
