@@ -450,6 +450,11 @@ public sealed class MediaRepository
 
             thumbnail = await Task.Run(() => Thumbnailer.Make(bytes, size.Width, size.Height, size.Method, Config.MaxImagePixels), ct);
         }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        {
+            // A server fault, but a known one: say what is missing instead of a bare 500.
+            throw MatrixException.Of(503, ErrCode.Unknown, "Thumbnails are not available on this server: libgd (Debian package libgd3) is not installed");
+        }
         catch (ThumbnailException e)
         {
             throw e.Failure switch
