@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every Lethe test. On a fresh Debian machine with the .NET SDK it first installs and starts what the
-# tests need (PostgreSQL, libsodium, the Python Matrix client and synadm used for interop), then prints one summary line:
+# tests need (PostgreSQL, libsodium, libgd for thumbnails, the Python Matrix client and synadm used for interop), then prints one summary line:
 #   N passed, N failed[, N skipped]
 # Usage: ./test.sh [extra dotnet test arguments, e.g. --filter Name~Config]
 set -uo pipefail
@@ -14,7 +14,7 @@ as_root() {
 }
 
 install_packages() {
-  local wanted=(postgresql libsodium23 python3-nacl python3-matrix-nio synadm) missing=()
+  local wanted=(postgresql libsodium23 libgd3 python3-nacl python3-matrix-nio synadm) missing=()
   for p in "${wanted[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
   done

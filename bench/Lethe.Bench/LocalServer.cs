@@ -31,6 +31,9 @@ public sealed class LocalServer : IAsyncDisposable
         Secret = secret;
     }
 
+    /// <summary>The server's data folder (deleted on dispose).</summary>
+    public string Dir => _dir;
+
     /// <summary>The server's base URL.</summary>
     public Uri Url { get; }
 

@@ -11,7 +11,8 @@ using Lethe.Bench;
 // Usage: lethe-bench <scenario> --url URL [--pid PID] [--n N] [--c C] [--rooms R] [--messages M] [--history H] [--shared-secret S]
 // Scenarios: send-seq, send-concurrent, sync-wake, initial-sync, rooms-joins, register-login, baseline (bare Kestrel +
 // SQLite ceiling, no URL needed); these start their own Lethe (--lethe COMMAND [--postgres CONNECTION_STRING]):
-// purge [--batch SIZE], scaling, export, push-room [--members M] [--rounds R] [--n N].
+// purge [--batch SIZE], scaling, export, push-room [--members M] [--rounds R] [--n N],
+// media [--n N] (1 MB transfers and thumbnails).
 var options = Options.Parse(args);
 var result = options.Scenario switch
 {
@@ -25,6 +26,7 @@ var result = options.Scenario switch
     "export" => await ExportBench.RunAsync(options, Option("--lethe") ?? "./lethe", Option("--postgres")),
     "baseline" => await Baseline.RunAsync(options),
     "push-room" => await PushBench.RunAsync(options, Option("--lethe") ?? "./lethe", Option("--members") is { } m ? int.Parse(m, CultureInfo.InvariantCulture) : 1000, Option("--rounds") is { } r ? int.Parse(r, CultureInfo.InvariantCulture) : 3),
+    "media" => await MediaBench.RunAsync(options, Option("--lethe") ?? "./lethe"),
     "purge" => await PurgeBench.RunAsync(options, Option("--lethe") ?? "./lethe", Option("--postgres"), Option("--batch") is { } b ? int.Parse(b, CultureInfo.InvariantCulture) : null),
     _ => throw new ArgumentException("unknown scenario: " + options.Scenario),
 };
@@ -76,6 +78,8 @@ namespace Lethe.Bench
         private long _txn;
 
         public string UserId { get; } = userId;
+
+        public string Token => token;
 
         public static HttpClient NewHttp(Uri baseUrl) => new(new SocketsHttpHandler { MaxConnectionsPerServer = 256, PooledConnectionLifetime = TimeSpan.FromMinutes(10) })
         {

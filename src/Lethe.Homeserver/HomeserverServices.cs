@@ -62,10 +62,14 @@ public sealed class HomeserverServices : IDisposable
         Jobs = new JobStore(database);
         RetentionPolicies = new RetentionPolicies(this);
         Push = new Push.PushService(this);
+        Media = new Media.MediaRepository(this, new MediaStore(database));
     }
 
     /// <summary>Push rules, unread counts, pushers.</summary>
     public Push.PushService Push { get; }
+
+    /// <summary>The media repository (uploads, downloads, thumbnails, deletion).</summary>
+    public Media.MediaRepository Media { get; }
 
     /// <summary>The server's metrics (Prometheus, when enabled).</summary>
     public LetheMetrics Metrics { get; } = new();

@@ -36,9 +36,10 @@ public sealed partial class LetheHost : IAsyncDisposable
 
     private readonly Timer _housekeeping;
 
-    private LetheHost(WebApplication app, HomeserverServices services, RetentionPurger purger, SelfDestruct selfDestruct, PrivacyGc privacyGc)
+    private LetheHost(WebApplication app, HomeserverServices services, RetentionPurger purger, SelfDestruct selfDestruct, PrivacyGc privacyGc, Media.MediaRetention mediaRetention)
     {
         PrivacyGc = privacyGc;
+        MediaRetention = mediaRetention;
         _app = app;
         _config = services.Config;
         Services = services;
@@ -50,6 +51,9 @@ public sealed partial class LetheHost : IAsyncDisposable
     private static readonly TimeSpan HousekeepingInterval = TimeSpan.FromSeconds(60);
 
     private readonly SelfDestruct _selfDestruct;
+
+    /// <summary>The media expiry job (<c>media_retention</c>, lapsed upload reservations).</summary>
+    public Media.MediaRetention MediaRetention { get; }
 
     /// <summary>The retention purge jobs.</summary>
     public RetentionPurger Purger { get; }
@@ -105,12 +109,13 @@ public sealed partial class LetheHost : IAsyncDisposable
             var services = new HomeserverServices(config, database, signingKey, clock);
             await services.Streams.LoadAsync(database, ct);
             await services.Erasure.LoadAsync(ct);
-            var app = Build(services, logging, out var purger, out var selfDestruct, out var privacyGc);
+            var app = Build(services, logging, out var purger, out var selfDestruct, out var privacyGc, out var mediaRetention);
             extraEndpoints?.Invoke(app);
-            var host = new LetheHost(app, services, purger, selfDestruct, privacyGc);
+            var host = new LetheHost(app, services, purger, selfDestruct, privacyGc, mediaRetention);
             await app.StartAsync(ct);
             purger.Start();
             selfDestruct.Start();
+            mediaRetention.Start();
             host.WritePidFile();
             return host;
         }
@@ -121,7 +126,7 @@ public sealed partial class LetheHost : IAsyncDisposable
         }
     }
 
-    private static WebApplication Build(HomeserverServices services, Action<ILoggingBuilder>? logging, out RetentionPurger purger, out SelfDestruct selfDestruct, out PrivacyGc privacyGc)
+    private static WebApplication Build(HomeserverServices services, Action<ILoggingBuilder>? logging, out RetentionPurger purger, out SelfDestruct selfDestruct, out PrivacyGc privacyGc, out Media.MediaRetention mediaRetention)
     {
         var config = services.Config;
         // Lethe's configuration is homeserver.yaml; the host's own appsettings.json is read once and never watched. Watching
@@ -171,9 +176,12 @@ public sealed partial class LetheHost : IAsyncDisposable
         TimestampEndpoints.Map(app, services);
         ReportEndpoints.Map(app, services);
         RoomUpgrades.Map(app, services);
+        Media.MediaEndpoints.Map(app, services, services.Media);
+        Media.MediaAdminEndpoints.Map(app, services, services.Media);
         var loggers = app.Services.GetRequiredService<ILoggerFactory>();
         purger = new RetentionPurger(services, loggers.CreateLogger("Lethe.Retention"));
         selfDestruct = new SelfDestruct(services, loggers.CreateLogger("Lethe.Retention"));
+        mediaRetention = new Media.MediaRetention(services, loggers.CreateLogger("Lethe.Media"));
         RetentionEndpoints.Map(app, services, purger);
         privacyGc = new PrivacyGc(services, loggers.CreateLogger("Lethe.Privacy"));
         PrivacyEndpoints.Map(app, services, privacyGc);
@@ -259,6 +267,7 @@ public sealed partial class LetheHost : IAsyncDisposable
         try
         {
             await Services.Activity.FlushAsync(Stopping);
+            await Services.Media.FlushAccessTimesAsync(Stopping);
             Services.RateLimiter.Prune();
             await PrivacyGc.RunIfDueAsync(Stopping);
         }
@@ -294,7 +303,9 @@ public sealed partial class LetheHost : IAsyncDisposable
             await delivery.DisposeAsync();
         }
 
+        await MediaRetention.DisposeAsync();
         await Services.Activity.FlushAsync(CancellationToken.None);
+        await Services.Media.FlushAccessTimesAsync(CancellationToken.None);
         Services.Dispose();
         await Database.DisposeAsync();
         if (_config.PidFile is { } path)

@@ -35,14 +35,15 @@ internal sealed class Migrator(Database db)
         }
 
         scripts.Sort((a, b) => a.Version.CompareTo(b.Version));
-        // Numbers are unique and ascending but may have gaps: branches developed side by side each reserve a number, and
-        // whichever merges first leaves a gap until the other arrives. Each script is recorded by number and applied
-        // once, so one that fills a gap later is still applied (its tables must not depend on higher-numbered ones).
-        for (var i = 1; i < scripts.Count; i++)
+
+        // Numbers may have gaps: branches developed side by side each reserve a number, and a build that has 0010 but
+        // not yet 0009 must still start. Each script is applied (or skipped) by its own number, so when the missing
+        // one arrives later it is applied then. Two scripts with one number would be ambiguous, though.
+        for (var i = 0; i < scripts.Count; i++)
         {
-            if (scripts[i].Version == scripts[i - 1].Version)
+            if (scripts[i].Version < 1 || (i > 0 && scripts[i].Version == scripts[i - 1].Version))
             {
-                throw new InvalidOperationException($"Two migration scripts are numbered {scripts[i].Version}");
+                throw new InvalidOperationException($"Migration scripts need distinct positive numbers; found {scripts[i].Version} twice or out of range");
             }
         }
 

@@ -331,7 +331,13 @@ public static class SynapseAdminEndpoints
                 break;
             }
 
-            purged += await hs.Database.WriteAsync(tx => hs.Retention.PurgeAsync(tx, roomId, batch), ct);
+            var (n, orphans) = await hs.Database.WriteAsync(async tx =>
+            {
+                var orphaned = await hs.Media.Store.ReleaseReferencesAsync(tx, batch);
+                return (await hs.Retention.PurgeAsync(tx, roomId, batch), orphaned);
+            }, ct);
+            purged += n;
+            await hs.Media.DeleteOrphansAsync(orphans, ct);
             foreach (var id in batch)
             {
                 hs.Events.Forget(id);

@@ -183,6 +183,7 @@ public static class ConfigLoader
             IpRangeBlacklist = root.Has("ip_range_blacklist") ? ReadIpRanges(root, "ip_range_blacklist") : OutboundAddressRules.DefaultBlacklist,
             IpRangeWhitelist = ReadIpRanges(root, "ip_range_whitelist"),
             MaxUploadSize = root.Size("max_upload_size", 50L * 1024 * 1024),
+            Media = global::Lethe.Homeserver.Media.MediaConfig.Read(root, warnings),
             TrustedKeyServers = ReadTrustedKeyServers(root, warnings),
             FederationVerifyCertificates = federationVerify,
             FederationCustomCaList = caList,

@@ -81,6 +81,9 @@ public sealed record HomeserverConfig
     /// <summary>Largest upload accepted, in bytes.</summary>
     public long MaxUploadSize { get; init; } = 50L * 1024 * 1024;
 
+    /// <summary>The media repository's other settings (authenticated media, thumbnails, limits, media retention).</summary>
+    public global::Lethe.Homeserver.Media.MediaConfig Media { get; init; } = new();
+
     /// <summary>Notary servers trusted for other servers' keys. Empty by default: Lethe asks no third party.</summary>
     public IReadOnlyList<TrustedKeyServer> TrustedKeyServers { get; init; } = [];
 

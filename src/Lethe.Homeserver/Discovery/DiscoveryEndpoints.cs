@@ -11,8 +11,8 @@ public static class DiscoveryEndpoints
 {
     /// <summary>
     /// Client-server spec versions this server claims: the client API core of each works (docs/client-api.md lists
-    /// the optional modules still missing: E2EE, media, push). v1.11 is not claimed because it makes clients switch
-    /// to authenticated media, which is not served yet.
+    /// the optional modules still missing: E2EE, push). v1.11 is not claimed yet (it brings more than authenticated
+    /// media); authenticated media itself is announced with the <c>org.matrix.msc3916.stable</c> unstable feature.
     /// </summary>
     public static readonly string[] SupportedVersions =
         ["r0.5.0", "r0.6.0", "r0.6.1", "v1.1", "v1.2", "v1.3", "v1.4", "v1.5", "v1.6", "v1.7", "v1.8", "v1.9", "v1.10"];
@@ -25,7 +25,9 @@ public static class DiscoveryEndpoints
         app.MapJson("GET", "/_matrix/client/versions", ResourceGroup.Client, _ => ValueTask.FromResult<JsonNode>(new JsonObject
         {
             ["versions"] = new JsonArray(SupportedVersions.Select(v => (JsonNode)v).ToArray()),
-            ["unstable_features"] = new JsonObject(),
+            // Authenticated media (MSC3916) is served; clients that see neither v1.11 nor this flag would use the legacy
+            // unauthenticated endpoints, which refuse new media while enable_authenticated_media is on.
+            ["unstable_features"] = new JsonObject { ["org.matrix.msc3916.stable"] = true },
         }));
 
         // GET /.well-known/matrix/client

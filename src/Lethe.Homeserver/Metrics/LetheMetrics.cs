@@ -40,6 +40,9 @@ public sealed class LetheMetrics : IDisposable
         RetentionPurgeSeconds = _meter.CreateCounter<double>("lethe_retention_purge_seconds", description: "Time spent in retention purge job runs");
         PrivacyGcItems = _meter.CreateCounter<long>("lethe_privacy_gc_items", description: "Personal data deleted by the privacy garbage collectors, by job");
         SelfDestructedEvents = _meter.CreateCounter<long>("lethe_self_destructed_events", description: "Self-destructing (MSC2228) events redacted at their expiry");
+        MediaUploadedBytes = _meter.CreateCounter<long>("lethe_media_uploaded_bytes", description: "Bytes of media uploaded");
+        MediaThumbnailsGenerated = _meter.CreateCounter<long>("lethe_media_thumbnails_generated", description: "Thumbnails made (cache misses)");
+        MediaDeleted = _meter.CreateCounter<long>("lethe_media_deleted", description: "Media items deleted, bytes included");
         _meter.CreateObservableCounter("process_cpu_seconds", () => Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds, description: "CPU time used by the process");
         _meter.CreateObservableGauge("process_resident_memory_bytes", () => Environment.WorkingSet, description: "Resident memory of the process");
         _meter.CreateObservableGauge("process_start_time_seconds", () => StartTimeSeconds, description: "Start time of the process, seconds since the Unix epoch");
@@ -103,6 +106,15 @@ public sealed class LetheMetrics : IDisposable
             yield return new Measurement<long>(GC.CollectionCount(generation), new KeyValuePair<string, object?>("generation", generation.ToString(CultureInfo.InvariantCulture)));
         }
     }
+
+    /// <summary>Bytes of media uploaded.</summary>
+    public Counter<long> MediaUploadedBytes { get; }
+
+    /// <summary>Thumbnails generated.</summary>
+    public Counter<long> MediaThumbnailsGenerated { get; }
+
+    /// <summary>Media items deleted.</summary>
+    public Counter<long> MediaDeleted { get; }
 
     private void Record(Instrument instrument, double value, ReadOnlySpan<KeyValuePair<string, object?>> tags)
     {

@@ -5,7 +5,7 @@ namespace Lethe.Homeserver.Privacy;
 
 /// <summary>
 /// GDPR erasure at deactivation (<c>erase: true</c>, MSC4025 semantics, the "email model"): the account is deactivated
-/// and its profile, account data, filters, presence and receipts deleted; from then on every event the user sent is
+/// and its profile, account data, filters, presence, receipts and uploaded media deleted; from then on every event the user sent is
 /// served redacted to anyone who was not in the room when it was sent, while those who were keep what they received.
 /// The check lives in <see cref="Rooms.EventVisibility"/>, so it holds on every read path.
 /// </summary>
@@ -31,6 +31,7 @@ public sealed class Erasure(HomeserverServices hs)
         await hs.Privacy.EraseAsync(userId, hs.NowMs, ct);
         _erased[userId] = true;
         await AccountEndpoints.DeactivateAsync(hs, userId, ct);
+        await hs.Media.DeleteManyAsync(await hs.Media.Store.IdsByUserAsync(userId, ct), ct);
         await hs.Database.CompactAfterDeleteAsync(ct);
     }
 }

@@ -122,16 +122,22 @@ public sealed partial class PrivacyGc(HomeserverServices hs, ILogger logger) : I
                     continue;
                 }
 
-                await hs.Database.WriteAsync(async tx =>
+                var orphans = await hs.Database.WriteAsync(async tx =>
                 {
+                    IReadOnlyList<string> orphaned = [];
                     if (e is not null)
                     {
                         var stripped = CanonicalJson.Encode(Redaction.Redact(CanonicalJson.ParseObject(e.Row.Json), e.Pdu.RoomVersion));
                         await RetentionStore.RedactInPlaceAsync(tx, eventId, e.Row.RedactedBy!, stripped);
+                        orphaned = await hs.Media.Store.ReleaseReferencesAsync(tx, [eventId]);
                     }
 
                     await PrivacyStore.DequeueRedactionAsync(tx, eventId);
+                    return orphaned;
                 }, ct);
+
+                // An image only this message showed goes with its content.
+                await hs.Media.DeleteOrphansAsync(orphans, ct);
                 hs.Events.Forget(eventId);
                 pruned += e is null ? 0 : 1;
             }

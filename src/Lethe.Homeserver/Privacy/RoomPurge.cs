@@ -54,14 +54,27 @@ public sealed class RoomPurge(HomeserverServices hs)
                 break;
             }
 
-            deleted += await hs.Database.WriteAsync(tx => hs.Retention.PurgeAsync(tx, roomId, batch), ct);
+            var (n, orphans) = await hs.Database.WriteAsync(async tx =>
+            {
+                var orphaned = await hs.Media.Store.ReleaseReferencesAsync(tx, batch);
+                return (await hs.Retention.PurgeAsync(tx, roomId, batch), orphaned);
+            }, ct);
+            deleted += n;
+            await hs.Media.DeleteOrphansAsync(orphans, ct);
             batch.ForEach(hs.Events.Forget);
         }
 
         using (await hs.Pipeline.LockAsync(roomId, ct))
         {
             var stateEvents = await hs.StateStore.CurrentAsync(roomId, ct);
-            deleted += await hs.Database.WriteAsync(tx => PrivacyStore.DeleteRoomAsync(tx, roomId), ct);
+            var (n, orphans) = await hs.Database.WriteAsync(async tx =>
+            {
+                // The room's avatar, say, goes with the room when nothing else names it.
+                var orphaned = await hs.Media.Store.ReleaseReferencesAsync(tx, stateEvents.Values.ToList());
+                return (await PrivacyStore.DeleteRoomAsync(tx, roomId), orphaned);
+            }, ct);
+            deleted += n;
+            await hs.Media.DeleteOrphansAsync(orphans, ct);
             foreach (var id in stateEvents.Values)
             {
                 hs.Events.Forget(id);

@@ -161,11 +161,15 @@ public sealed partial class RetentionPurger(HomeserverServices hs, ILogger logge
                     break;
                 }
 
-                var (deleted, leased) = await hs.Database.WriteAsync(async tx =>
+                var (deleted, leased, orphans) = await hs.Database.WriteAsync(async tx =>
                 {
+                    var orphaned = await hs.Media.Store.ReleaseReferencesAsync(tx, batch);
                     var n = await hs.Retention.PurgeAsync(tx, roomId, batch);
-                    return (n, await JobStore.ProgressAsync(tx, name, _instance, n, hs.NowMs, hs.NowMs + LeaseMs));
+                    return (n, await JobStore.ProgressAsync(tx, name, _instance, n, hs.NowMs, hs.NowMs + LeaseMs), orphaned);
                 }, ct);
+
+                // Media only these events named goes with them (a crash here is caught up by the media expiry job).
+                await hs.Media.DeleteOrphansAsync(orphans, ct);
                 foreach (var id in batch)
                 {
                     hs.Events.Forget(id);

@@ -89,11 +89,16 @@ public sealed partial class SelfDestruct(HomeserverServices hs, ILogger logger) 
         if (policy.AllowsDeletion(e.Pdu.OriginServerTs, now))
         {
             var pruned = CanonicalJson.Encode(Redaction.Redact(original, e.Pdu.RoomVersion));
-            await hs.Database.WriteAsync(async tx =>
+            var orphans = await hs.Database.WriteAsync(async tx =>
             {
+                // The pruned event names no media any more (pruning keeps no URL a sender chose, except a room avatar's).
+                var released = await hs.Media.Store.ReleaseReferencesAsync(tx, [eventId]);
                 await RetentionStore.RedactInPlaceAsync(tx, eventId, RedactionMarker, pruned);
+                await MediaStore.RecordReferencesAsync(tx, eventId, pruned, hs.ServerName);
                 await RetentionStore.UnscheduleAsync(tx, eventId);
+                return released;
             }, ct);
+            await hs.Media.DeleteOrphansAsync(orphans, ct);
             hs.Metrics.SelfDestructedEvents.Add(1);
         }
         else

@@ -308,6 +308,7 @@ public sealed class RoomEventPipeline(
             TxnId = request?.TxnId,
         };
         await EventStore.InsertAsync(tx, row);
+        await MediaStore.RecordReferencesAsync(tx, row.EventId, row.Json, hs.ServerName);
         return row;
     }
 

@@ -50,6 +50,11 @@ internal static class ServeCommand
             await Console.Error.WriteLineAsync($"lethe: warning: {warning}");
         }
 
+        if (!Lethe.Homeserver.Media.Thumbnailer.Available)
+        {
+            await Console.Error.WriteLineAsync("lethe: warning: libgd (Debian package libgd3) is not installed: media thumbnails will answer 503");
+        }
+
         LetheHost host;
         try
         {

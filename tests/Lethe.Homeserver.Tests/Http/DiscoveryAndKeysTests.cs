@@ -19,6 +19,7 @@ public sealed class DiscoveryAndKeysTests
         Assert.Contains("v1.1", versions);
         Assert.DoesNotContain("v1.11", versions);
         Assert.IsType<JsonObject>(body["unstable_features"]);
+        Assert.True(body["unstable_features"]!["org.matrix.msc3916.stable"]!.GetValue<bool>(), "clients must learn that media needs authentication");
     }
 
     [Fact]

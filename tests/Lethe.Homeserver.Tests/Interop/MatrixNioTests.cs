@@ -69,6 +69,8 @@ public sealed class MatrixNioTests
             media_store_path: {dir}/media
             enable_registration: true
             enable_registration_without_verification: true
+            # matrix-nio 0.20 knows only the legacy unauthenticated media endpoints.
+            enable_authenticated_media: false
 
             """);
         foreach (var bucket in new[] { "rc_message", "rc_registration", "rc_room_creation", "rc_joins_per_room", "rc_third_party_invite", "rc_reports" })

@@ -17,12 +17,15 @@ import sys
 import time
 import traceback
 import uuid
+import struct
+import zlib
 from urllib.parse import urlparse
 
 from nio import (
     AsyncClient,
     AsyncClientConfig,
     BadEvent,
+    DownloadResponse,
     ErrorResponse,
     Event,
     FullyReadEvent,
@@ -56,16 +59,37 @@ from nio import (
     RoomSendResponse,
     RoomTypingResponse,
     SyncResponse,
+    ThumbnailResponse,
     TypingNoticeEvent,
     UnknownBadEvent,
     UpdateReceiptMarkerResponse,
+    UploadResponse,
 )
-from nio.api import Api
+from nio.api import Api, ResizingMethod
 from nio.responses import WhoamiResponse  # not re-exported by nio 0.20's package
 
 WAIT_SECONDS = 10.0  # how long one sync-loop wait may take before the step fails
 STEP_SECONDS = 40.0  # hard cap on one step
 PASSWORD = "interop correct horse battery"
+
+
+def png(width, height):
+    """A real RGB PNG (a gradient) made with the standard library, for the media steps."""
+    rows = b"".join(b"\x00" + b"".join(bytes((x * 255 // width, y * 255 // height, 128)) for x in range(width))
+                    for y in range(height))
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+def png_size(data):
+    """(width, height) from a PNG's IHDR, or None when the bytes are not a PNG."""
+    if len(data) < 24 or data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR":
+        return None
+    return struct.unpack(">II", data[16:24])
 
 
 class StepFailed(Exception):
@@ -322,6 +346,7 @@ class Walkthrough:
         await s("set room name and topic", self.name_and_topic, ["join"])
         await s("paginate /messages", self.paginate, ["join"])
         await s("set profile (display name, avatar)", self.profile, ["login"])
+        await s("upload media, download it and a thumbnail", self.media, ["login"])
         await s("profile change reaches room membership", self.profile_in_room, ["join", "set profile (display name, avatar)"])
         await s("publish to the room directory and list it", self.directory, ["set room name and topic"])
         await s("create and resolve an alias", self.alias, ["join"])
@@ -641,6 +666,35 @@ class Walkthrough:
         whole = await expect(await bob.client.get_profile(alice.user_id), ProfileGetResponse, "bob reads alice's profile")
         ensure(whole.displayname == self.display_name and whole.avatar_url == self.avatar,
                f"profile reads back as displayname {whole.displayname!r}, avatar_url {whole.avatar_url!r}")
+
+    async def media(self):
+        # nio 0.20 speaks the legacy /_matrix/media/r0 endpoints, which Lethe serves only while
+        # enable_authenticated_media is off (the test config turns it off); the authenticated v1 path is checked raw.
+        alice, bob = self.alice, self.bob
+        image = png(64, 48)
+        upload, _ = await alice.client.upload(lambda *_: image, content_type="image/png",
+                                              filename=f"interop-{self.run_id}.png", filesize=len(image))
+        upload = await expect(upload, UploadResponse, "POST /_matrix/media/r0/upload")
+        uri = upload.content_uri
+        ensure(uri.startswith(f"mxc://{self.server_name}/"), f"content_uri is {uri!r}")
+        media_id = uri.rsplit("/", 1)[1]
+
+        got = await expect(await bob.client.download(mxc=uri), DownloadResponse, "GET /_matrix/media/r0/download")
+        ensure(got.body == image, f"downloaded {len(got.body)} bytes, uploaded {len(image)}; equal: {got.body == image}")
+        ensure(got.content_type == "image/png", f"downloaded content type {got.content_type!r}")
+        ensure(got.filename == f"interop-{self.run_id}.png", f"downloaded file name {got.filename!r}")
+
+        thumb = await expect(await bob.client.thumbnail(self.server_name, media_id, 32, 32, ResizingMethod.crop),
+                             ThumbnailResponse, "GET /_matrix/media/r0/thumbnail")
+        ensure(thumb.content_type == "image/png", f"thumbnail content type {thumb.content_type!r}")
+        ensure(png_size(thumb.body) == (32, 32), f"thumbnail is {png_size(thumb.body)}, asked for 32x32 crop")
+
+        path = Api._build_path(["media", "download", self.server_name, media_id],
+                               {"access_token": bob.client.access_token}, "/_matrix/client/v1")
+        resp = await bob.client.send("GET", path)
+        body = await resp.read()
+        ensure(resp.status == 200 and body == image,
+               f"GET /_matrix/client/v1/media/download -> HTTP {resp.status}, {len(body)} bytes")
 
     async def profile_in_room(self):
         # The spec: a profile change is also sent as an m.room.member event to every room the user is joined to.
