@@ -55,7 +55,23 @@ public sealed class HomeserverServices : IDisposable
         Retention = new RetentionStore(database);
         Jobs = new JobStore(database);
         RetentionPolicies = new RetentionPolicies(this);
+        Keys = new E2eKeyStore(database);
+        ToDevice = new ToDeviceStore(database);
+        KeyBackups = new KeyBackupStore(database);
+        DeviceLists = new Lethe.Homeserver.Keys.DeviceLists(this);
     }
+
+    /// <summary>End-to-end encryption keys (device, one-time, fallback, cross-signing) and the device list stream.</summary>
+    public E2eKeyStore Keys { get; }
+
+    /// <summary>To-device inboxes.</summary>
+    public ToDeviceStore ToDevice { get; }
+
+    /// <summary>Server-side key backups.</summary>
+    public KeyBackupStore KeyBackups { get; }
+
+    /// <summary>Device list change tracking.</summary>
+    public Lethe.Homeserver.Keys.DeviceLists DeviceLists { get; }
 
     /// <summary>The server's metrics (Prometheus, when enabled).</summary>
     public LetheMetrics Metrics { get; } = new();

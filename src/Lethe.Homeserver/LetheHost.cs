@@ -165,6 +165,10 @@ public sealed partial class LetheHost : IAsyncDisposable
         TimestampEndpoints.Map(app, services);
         ReportEndpoints.Map(app, services);
         RoomUpgrades.Map(app, services);
+        Keys.KeyEndpoints.Map(app, services);
+        Keys.CrossSigningEndpoints.Map(app, services);
+        Keys.ToDeviceEndpoints.Map(app, services);
+        Keys.KeyBackupEndpoints.Map(app, services);
         var loggers = app.Services.GetRequiredService<ILoggerFactory>();
         purger = new RetentionPurger(services, loggers.CreateLogger("Lethe.Retention"));
         selfDestruct = new SelfDestruct(services, loggers.CreateLogger("Lethe.Retention"));
