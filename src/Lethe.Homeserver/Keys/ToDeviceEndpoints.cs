@@ -30,7 +30,8 @@ public static class ToDeviceEndpoints
 
             var body = await JsonBody.ReadObjectAsync(ctx, allowFloats: true);
             var messages = body.OptionalObject("messages") ?? throw MatrixException.MissingParam("Missing 'messages'");
-            var queued = new List<(string UserId, string DeviceId, byte[] MessageJson)>();
+            // One message per device: a named device's own message wins over the user's "*" message.
+            var queued = new Dictionary<(string UserId, string DeviceId), byte[]>();
             foreach (var (userId, byDevice) in messages)
             {
                 if (!UserId.TryParse(userId, out var parsed))
@@ -64,12 +65,12 @@ public static class ToDeviceEndpoints
                         allDevices ??= (await hs.Devices.ListAsync(userId, ctx.RequestAborted)).Select(d => d.DeviceId).ToList();
                         foreach (var d in allDevices)
                         {
-                            queued.Add((userId, d, message));
+                            queued.TryAdd((userId, d), message);
                         }
                     }
                     else if (deviceId.Length is > 0 and <= KeyJson.MaxIdLength)
                     {
-                        queued.Add((userId, deviceId, message));
+                        queued[(userId, deviceId)] = message;
                     }
 
                     if (queued.Count > MaxRecipients)
@@ -79,8 +80,7 @@ public static class ToDeviceEndpoints
                 }
             }
 
-            // "*" and a named device of the same user must not deliver twice.
-            var unique = queued.DistinctBy(q => (q.UserId, q.DeviceId)).ToList();
+            var unique = queued.Select(q => (q.Key.UserId, q.Key.DeviceId, q.Value)).ToList();
             var last = await hs.ToDevice.EnqueueAsync(requester.UserId, requester.DeviceId, txnId, unique, hs.NowMs, ctx.RequestAborted);
             if (last is > 0)
             {
