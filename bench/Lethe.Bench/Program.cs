@@ -10,6 +10,7 @@ using Lethe.Bench;
 // Load generator for any Matrix homeserver: point it at a base URL; it registers its own users through the standard API.
 // Usage: lethe-bench <scenario> --url URL [--pid PID] [--n N] [--c C] [--rooms R] [--messages M] [--shared-secret S]
 // Scenarios: send-seq, send-concurrent, sync-wake, initial-sync, baseline (bare Kestrel + SQLite ceiling, no URL needed),
+// keys-claim, to-device, to-device-fanout (E2EE: 100 devices; 100 members x 2 devices),
 // purge (starts its own server: --lethe COMMAND [--postgres CONNECTION_STRING] [--batch SIZE]).
 var options = Options.Parse(args);
 var result = options.Scenario switch
@@ -19,6 +20,7 @@ var result = options.Scenario switch
     "sync-wake" => await Scenarios.SyncWakeAsync(options),
     "initial-sync" => await Scenarios.InitialSyncAsync(options),
     "baseline" => await Baseline.RunAsync(options),
+    "keys-claim" or "to-device" or "to-device-fanout" => await E2eeBench.RunAsync(options.Scenario, options),
     "purge" => await PurgeBench.RunAsync(options, Option("--lethe") ?? "./lethe", Option("--postgres"), Option("--batch") is { } b ? int.Parse(b, CultureInfo.InvariantCulture) : null),
     _ => throw new ArgumentException("unknown scenario: " + options.Scenario),
 };

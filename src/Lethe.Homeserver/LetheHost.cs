@@ -242,13 +242,14 @@ public sealed partial class LetheHost : IAsyncDisposable
         }
     }
 
-    /// <summary>Periodic upkeep: write device activity, forget idle rate-limit buckets.</summary>
+    /// <summary>Periodic upkeep: write device activity, forget idle rate-limit buckets and old to-device transaction IDs.</summary>
     private async Task HousekeepingAsync()
     {
         try
         {
             await Services.Activity.FlushAsync(Stopping);
             Services.RateLimiter.Prune();
+            await Services.ToDevice.ForgetTransactionsAsync(Services.NowMs - Keys.ToDeviceEndpoints.TransactionMemoryMs, Stopping);
         }
         catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or System.Data.Common.DbException)
         {

@@ -14,6 +14,9 @@ public static class ToDeviceEndpoints
     /// <summary>Most recipient devices in one request.</summary>
     public const int MaxRecipients = 100_000;
 
+    /// <summary>How long a transaction ID is remembered (ms): a client retries within minutes, not days.</summary>
+    public const long TransactionMemoryMs = 24L * 60 * 60 * 1000;
+
     /// <summary>Maps the endpoint.</summary>
     public static void Map(IEndpointRouteBuilder app, HomeserverServices hs)
     {
