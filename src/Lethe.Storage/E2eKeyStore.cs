@@ -73,11 +73,7 @@ public sealed class E2eKeyStore(Database db)
             """,
             new { userId, deviceId, key.Algorithm, key.KeyId, key.KeyJson }, tx);
 
-    /// <summary>Unclaimed one-time keys of a device, per algorithm.</summary>
-    public Task<Dictionary<string, long>> OneTimeKeyCountsAsync(string userId, string deviceId, CancellationToken ct = default) =>
-        db.ReadAsync(c => OneTimeKeyCountsAsync(c, null, userId, deviceId), ct);
-
-    /// <summary>As <see cref="OneTimeKeyCountsAsync(string, string, CancellationToken)"/>, in the caller's transaction.</summary>
+    /// <summary>Unclaimed one-time keys of a device per algorithm, in the caller's transaction.</summary>
     public static Task<Dictionary<string, long>> OneTimeKeyCountsAsync(DbTransaction tx, string userId, string deviceId) =>
         OneTimeKeyCountsAsync(tx.Connection!, tx, userId, deviceId);
 
@@ -86,10 +82,33 @@ public sealed class E2eKeyStore(Database db)
             "SELECT algorithm, COUNT(*) FROM e2e_one_time_keys WHERE user_id = @userId AND device_id = @deviceId GROUP BY algorithm", new { userId, deviceId }, tx))
         .ToDictionary(r => r.Algorithm, r => r.Count, StringComparer.Ordinal);
 
-    /// <summary>Algorithms for which the device has a fallback key that was never handed out.</summary>
-    public Task<List<string>> UnusedFallbackKeyTypesAsync(string userId, string deviceId, CancellationToken ct = default) =>
-        db.ReadAsync(async c => (await c.QueryAsync<string>(
-            "SELECT algorithm FROM e2e_fallback_keys WHERE user_id = @userId AND device_id = @deviceId AND used = FALSE ORDER BY algorithm", new { userId, deviceId })).AsList(), ct);
+    /// <summary>What /sync reports for a device, in one read: unclaimed one-time keys per algorithm, and the algorithms of unused fallback keys.</summary>
+    public Task<(Dictionary<string, long> Counts, List<string> UnusedFallback)> SyncCountsAsync(string userId, string deviceId, CancellationToken ct = default) =>
+        db.ReadAsync(async c =>
+        {
+            var rows = await c.QueryAsync<(string Algorithm, long Count, long Fallback)>(
+                """
+                SELECT algorithm, COUNT(*), CAST(0 AS BIGINT) FROM e2e_one_time_keys WHERE user_id = @userId AND device_id = @deviceId GROUP BY algorithm
+                UNION ALL
+                SELECT algorithm, CAST(0 AS BIGINT), CAST(1 AS BIGINT) FROM e2e_fallback_keys WHERE user_id = @userId AND device_id = @deviceId AND used = FALSE
+                """, new { userId, deviceId });
+            var counts = new Dictionary<string, long>(StringComparer.Ordinal);
+            var fallback = new List<string>();
+            foreach (var (algorithm, count, isFallback) in rows)
+            {
+                if (isFallback == 1)
+                {
+                    fallback.Add(algorithm);
+                }
+                else
+                {
+                    counts[algorithm] = count;
+                }
+            }
+
+            fallback.Sort(StringComparer.Ordinal);
+            return (counts, fallback);
+        }, ct);
 
     /// <summary>
     /// Claims one key per requested (user, device, algorithm): a one-time key, which is deleted so no one else gets it,

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Dapper;
 
 namespace Lethe.Storage;
@@ -51,15 +52,31 @@ public sealed class ToDeviceStore(Database db)
             return first + messages.Count - 1;
         }, ct);
 
-    /// <summary>Deletes the device's messages at or before <paramref name="upTo"/>: the client has them (it synced with a token past them).</summary>
-    public Task<int> AcknowledgeAsync(string userId, string deviceId, long upTo, CancellationToken ct = default) =>
-        db.WriteAsync(tx => tx.Connection!.ExecuteAsync(
-            "DELETE FROM to_device_inbox WHERE user_id = @userId AND device_id = @deviceId AND stream_ordering <= @upTo", new { userId, deviceId, upTo }, tx), ct);
+    /// <summary>Per device, the position up to which this process has already deleted acknowledged messages.</summary>
+    private readonly ConcurrentDictionary<(string, string), long> _acknowledged = new();
 
-    /// <summary>True when the device has messages at or before <paramref name="upTo"/> (cheap check before a delete).</summary>
-    public Task<bool> HasAnyAsync(string userId, string deviceId, long upTo, CancellationToken ct = default) =>
-        db.ReadAsync(async c => await c.ExecuteScalarAsync<long?>(
+    /// <summary>
+    /// Deletes the device's messages at or before <paramref name="upTo"/>: the client has them (it synced with a token
+    /// past them). Every sync calls this; after the first call for a token it costs nothing (positions only grow, and
+    /// a new message always lands past the current position).
+    /// </summary>
+    public async Task AcknowledgeAsync(string userId, string deviceId, long upTo, CancellationToken ct = default)
+    {
+        if (_acknowledged.TryGetValue((userId, deviceId), out var done) && done >= upTo)
+        {
+            return;
+        }
+
+        var any = await db.ReadAsync(async c => await c.ExecuteScalarAsync<long?>(
             "SELECT stream_ordering FROM to_device_inbox WHERE user_id = @userId AND device_id = @deviceId AND stream_ordering <= @upTo LIMIT 1", new { userId, deviceId, upTo }) is not null, ct);
+        if (any)
+        {
+            await db.WriteAsync(tx => tx.Connection!.ExecuteAsync(
+                "DELETE FROM to_device_inbox WHERE user_id = @userId AND device_id = @deviceId AND stream_ordering <= @upTo", new { userId, deviceId, upTo }, tx), ct);
+        }
+
+        _acknowledged.AddOrUpdate((userId, deviceId), upTo, (_, old) => Math.Max(old, upTo));
+    }
 
     /// <summary>The device's messages in (<paramref name="after"/>, <paramref name="upTo"/>], oldest first, at most <paramref name="limit"/>.</summary>
     public Task<List<ToDeviceMessage>> PendingAsync(string userId, string deviceId, long after, long upTo, int limit, CancellationToken ct = default) =>

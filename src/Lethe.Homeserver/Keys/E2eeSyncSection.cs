@@ -23,12 +23,15 @@ public static class E2eeSyncSection
         if (requester.DeviceId.Length > 0)
         {
             var after = since?.ToDevice ?? 0;
-            if (after > 0 && await hs.ToDevice.HasAnyAsync(requester.UserId, requester.DeviceId, after, ct))
+            if (after > 0)
             {
                 await hs.ToDevice.AcknowledgeAsync(requester.UserId, requester.DeviceId, after, ct);
             }
 
-            var pending = await hs.ToDevice.PendingAsync(requester.UserId, requester.DeviceId, after, upTo.ToDevice, ToDeviceLimit, ct);
+            // Positions are global: when the stream has not moved, nothing new can be waiting for this device.
+            var pending = upTo.ToDevice > after
+                ? await hs.ToDevice.PendingAsync(requester.UserId, requester.DeviceId, after, upTo.ToDevice, ToDeviceLimit, ct)
+                : [];
             foreach (var message in pending)
             {
                 toDevice.Add(CanonicalJson.Parse(message.MessageJson, allowFloats: true));
@@ -40,8 +43,9 @@ public static class E2eeSyncSection
             }
 
             hasContent |= pending.Count > 0;
-            response["device_one_time_keys_count"] = KeyEndpoints.CountsJson(await hs.Keys.OneTimeKeyCountsAsync(requester.UserId, requester.DeviceId, ct));
-            var fallback = new JsonArray((await hs.Keys.UnusedFallbackKeyTypesAsync(requester.UserId, requester.DeviceId, ct)).Select(a => (JsonNode)a).ToArray());
+            var (counts, unusedFallback) = await hs.Keys.SyncCountsAsync(requester.UserId, requester.DeviceId, ct);
+            response["device_one_time_keys_count"] = KeyEndpoints.CountsJson(counts);
+            var fallback = new JsonArray(unusedFallback.Select(a => (JsonNode)a).ToArray());
             response["device_unused_fallback_key_types"] = fallback;
             response["org.matrix.msc2732.device_unused_fallback_key_types"] = fallback.DeepClone();
         }
