@@ -169,6 +169,7 @@ public sealed partial class LetheHost : IAsyncDisposable
         Keys.CrossSigningEndpoints.Map(app, services);
         Keys.ToDeviceEndpoints.Map(app, services);
         Keys.KeyBackupEndpoints.Map(app, services);
+        Keys.DehydratedDeviceEndpoints.Map(app, services);
         var loggers = app.Services.GetRequiredService<ILoggerFactory>();
         purger = new RetentionPurger(services, loggers.CreateLogger("Lethe.Retention"));
         selfDestruct = new SelfDestruct(services, loggers.CreateLogger("Lethe.Retention"));

@@ -191,6 +191,20 @@ public sealed class E2eKeyStore(Database db)
             "SELECT target_user_id, target_key_id, signer_user_id, signer_key_id, signature FROM e2e_signatures WHERE " + db.In("target_user_id", "targetUserIds"),
             new { targetUserIds = targetUserIds.ToArray() })).AsList(), ct);
 
+    /// <summary>The user's dehydrated device (MSC3814): its ID and the client's encrypted pickle, or null.</summary>
+    public Task<(string DeviceId, byte[] DeviceData)?> DehydratedDeviceAsync(string userId, CancellationToken ct = default) =>
+        db.ReadAsync(async c =>
+        {
+            var rows = (await c.QueryAsync<(string, byte[])>("SELECT device_id, device_data FROM e2e_dehydrated_devices WHERE user_id = @userId", new { userId })).AsList();
+            return rows.Count == 0 ? ((string, byte[])?)null : rows[0];
+        }, ct);
+
+    /// <summary>Makes <paramref name="deviceId"/> the user's dehydrated device (the device row must exist), in the caller's transaction.</summary>
+    public static Task SetDehydratedDeviceAsync(DbTransaction tx, string userId, string deviceId, byte[] deviceData) =>
+        tx.Connection!.ExecuteAsync(
+            "INSERT INTO e2e_dehydrated_devices (user_id, device_id, device_data) VALUES (@userId, @deviceId, @deviceData) ON CONFLICT (user_id) DO UPDATE SET device_id = @deviceId, device_data = @deviceData",
+            new { userId, deviceId, deviceData }, tx);
+
     /// <summary>Records that <paramref name="userId"/>'s devices or cross-signing keys changed; returns the device_lists stream position.</summary>
     public static async Task<long> RecordChangeAsync(DbTransaction tx, string userId)
     {

@@ -118,69 +118,9 @@ public static class KeyEndpoints
         }
 
         var body = await JsonBody.ReadObjectAsync(ctx);
-        var deviceKeys = body.OptionalObject("device_keys");
-        byte[]? ed25519 = null;
-        if (deviceKeys is not null)
-        {
-            ed25519 = KeyJson.CheckDeviceKeys(deviceKeys, userId, deviceId);
-        }
-        else if (await hs.Keys.DeviceKeyAsync(userId, deviceId, ctx.RequestAborted) is { } stored)
-        {
-            ed25519 = KeyJson.Ed25519Key(CanonicalJson.ParseObject(stored), deviceId);
-        }
-
-        var oneTimeKeys = body.OptionalObject("one_time_keys") is { } otk ? KeyJson.ReadKeys(otk, "one_time_keys", userId, deviceId, ed25519) : [];
-        var fallbackObject = body.OptionalObject("fallback_keys") ?? body.OptionalObject("org.matrix.msc2732.fallback_keys");
-        var fallbackKeys = fallbackObject is not null ? KeyJson.ReadKeys(fallbackObject, "fallback_keys", userId, deviceId, ed25519) : [];
-        if (fallbackKeys.GroupBy(k => k.Algorithm, StringComparer.Ordinal).Any(g => g.Count() > 1))
-        {
-            throw MatrixException.InvalidParam("fallback_keys may hold one key per algorithm");
-        }
-
-        var (counts, changeStream) = await hs.Database.WriteAsync(async tx =>
-        {
-            long? stream = null;
-            if (deviceKeys is not null)
-            {
-                var json = CanonicalJson.EncodeWithout(deviceKeys, "unsigned");
-                if (await E2eKeyStore.SetDeviceKeysAsync(tx, userId, deviceId, json))
-                {
-                    stream = await E2eKeyStore.RecordChangeAsync(tx, userId);
-                }
-            }
-
-            if (oneTimeKeys.Count > 0)
-            {
-                var existing = await E2eKeyStore.ExistingOneTimeKeysAsync(tx, userId, deviceId);
-                var fresh = new List<OneTimeKey>(oneTimeKeys.Count);
-                foreach (var (algorithm, keyId, key) in oneTimeKeys)
-                {
-                    var bytes = CanonicalJson.Encode(key);
-                    if (existing.TryGetValue((algorithm, keyId), out var old))
-                    {
-                        // A retried upload repeats keys exactly; a different key under a used ID is a client bug that would break sessions.
-                        if (!old.AsSpan().SequenceEqual(bytes))
-                        {
-                            throw MatrixException.InvalidParam($"One-time key {algorithm}:{keyId} already exists with a different value");
-                        }
-
-                        continue;
-                    }
-
-                    fresh.Add(new OneTimeKey(algorithm, keyId, bytes));
-                }
-
-                await E2eKeyStore.AddOneTimeKeysAsync(tx, userId, deviceId, fresh);
-            }
-
-            foreach (var (algorithm, keyId, key) in fallbackKeys)
-            {
-                await E2eKeyStore.SetFallbackKeyAsync(tx, userId, deviceId, new OneTimeKey(algorithm, keyId, CanonicalJson.Encode(key)));
-            }
-
-            return (await E2eKeyStore.OneTimeKeyCountsAsync(tx, userId, deviceId), stream);
-        }, ctx.RequestAborted);
-
+        var stored = body["device_keys"] is JsonObject ? null : await hs.Keys.DeviceKeyAsync(userId, deviceId, ctx.RequestAborted);
+        var upload = KeyUpload.Parse(body, userId, deviceId, stored is null ? null : KeyJson.Ed25519Key(CanonicalJson.ParseObject(stored), deviceId));
+        var (counts, changeStream) = await hs.Database.WriteAsync(tx => upload.WriteAsync(tx, userId, deviceId), ctx.RequestAborted);
         if (changeStream is { } s)
         {
             await hs.DeviceLists.PublishAsync(userId, s, ctx.RequestAborted);

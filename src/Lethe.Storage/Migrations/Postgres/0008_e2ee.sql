@@ -55,6 +55,14 @@ CREATE TABLE e2e_signatures (
 );
 CREATE INDEX e2e_signatures_signer ON e2e_signatures(signer_user_id);
 
+-- A dehydrated device (MSC3814): at most one per user, with the client's encrypted device pickle.
+CREATE TABLE e2e_dehydrated_devices (
+    user_id TEXT PRIMARY KEY,
+    device_id TEXT NOT NULL,
+    device_data BYTEA NOT NULL,
+    FOREIGN KEY (user_id, device_id) REFERENCES devices(user_id, device_id) ON DELETE CASCADE
+);
+
 -- The device_lists stream: a row each time a user's devices or cross-signing keys changed.
 CREATE TABLE device_list_changes (
     stream_ordering BIGINT PRIMARY KEY,
