@@ -101,6 +101,7 @@ public sealed class DeviceLists(HomeserverServices hs)
                 }
 
                 var iAmIn = snap.MembershipOf(userId) == Membership.Join;
+                var iLeft = snap.MembershipOf(userId) is Membership.Leave or Membership.Ban;
                 foreach (var e in (await hs.Events.GetManyAsync(ids, ct)).Values)
                 {
                     var target = e.Pdu.Type == EventTypes.Encryption ? userId : e.Pdu.StateKey;
@@ -119,8 +120,9 @@ public sealed class DeviceLists(HomeserverServices hs)
                             {
                                 changed.Add(member);
                             }
-                            else if (!iAmIn && !partners.Contains(member))
+                            else if (iLeft && m is Membership.Join or Membership.Invite && !partners.Contains(member))
                             {
+                                // Only a real departure: being invited to (or knocking on) a room shares nothing yet.
                                 left.Add(member);
                             }
                         }

@@ -69,6 +69,14 @@ public sealed class DeviceListTests
         Assert.Contains(bob.UserId, afterLeave["device_lists"]!["left"].Strings());
         Assert.DoesNotContain(bob.UserId, afterLeave["device_lists"]!["changed"].Strings());
 
+        // Being invited to an encrypted room shares nothing yet: no one is "left" (or "changed") for Carol.
+        sinceCarol = (await carol.SyncAsync())["next_batch"]!.GetValue<string>();
+        await alice.InviteAsync(secret, carol.UserId);
+        var invited = await carol.SyncAsync(sinceCarol);
+        Assert.NotNull(invited["rooms"]!["invite"]![secret]);
+        Assert.Empty(invited["device_lists"]!["left"].Strings());
+        Assert.Empty(invited["device_lists"]!["changed"].Strings());
+
         // Later key changes of Bob no longer reach Alice.
         sinceAlice = afterLeave["next_batch"]!.GetValue<string>();
         var bobPhone = server.NewClient();
