@@ -37,18 +37,42 @@ public sealed class ToDeviceStore(Database db)
             }
 
             var first = await StreamPositions.NextAsync(tx, Stream, messages.Count);
-            var rows = new List<object>(messages.Count);
-            for (var i = 0; i < messages.Count; i++)
+            // A device deleted since the recipients were listed simply gets nothing (the foreign key would refuse the row).
+            if (db.Engine == DatabaseEngine.Postgres)
             {
-                rows.Add(new { messages[i].UserId, messages[i].DeviceId, stream = first + i, messages[i].MessageJson });
+                // One statement for the whole fan-out: a row per recipient would be a network round trip each.
+                var users = new string[messages.Count];
+                var devices = new string[messages.Count];
+                var streams = new long[messages.Count];
+                var bodies = new byte[messages.Count][];
+                for (var i = 0; i < messages.Count; i++)
+                {
+                    (users[i], devices[i], bodies[i]) = messages[i];
+                    streams[i] = first + i;
+                }
+
+                await tx.Connection!.ExecuteAsync(
+                    """
+                    INSERT INTO to_device_inbox (user_id, device_id, stream_ordering, message_json)
+                    SELECT t.u, t.d, t.s, t.m FROM unnest(@users, @devices, @streams, @bodies) AS t(u, d, s, m)
+                    WHERE EXISTS (SELECT 1 FROM devices WHERE user_id = t.u AND device_id = t.d)
+                    """, new { users, devices, streams, bodies }, tx);
+            }
+            else
+            {
+                var rows = new List<object>(messages.Count);
+                for (var i = 0; i < messages.Count; i++)
+                {
+                    rows.Add(new { messages[i].UserId, messages[i].DeviceId, stream = first + i, messages[i].MessageJson });
+                }
+
+                await tx.Connection!.ExecuteAsync(
+                    """
+                    INSERT INTO to_device_inbox (user_id, device_id, stream_ordering, message_json)
+                    SELECT @UserId, @DeviceId, @stream, @MessageJson WHERE EXISTS (SELECT 1 FROM devices WHERE user_id = @UserId AND device_id = @DeviceId)
+                    """, rows, tx);
             }
 
-            // A device deleted since the recipients were listed simply gets nothing (the foreign key would refuse the row).
-            await tx.Connection!.ExecuteAsync(
-                """
-                INSERT INTO to_device_inbox (user_id, device_id, stream_ordering, message_json)
-                SELECT @UserId, @DeviceId, @stream, @MessageJson WHERE EXISTS (SELECT 1 FROM devices WHERE user_id = @UserId AND device_id = @DeviceId)
-                """, rows, tx);
             return first + messages.Count - 1;
         }, ct);
 
