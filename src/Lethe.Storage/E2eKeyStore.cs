@@ -116,28 +116,24 @@ public sealed class E2eKeyStore(Database db)
     /// one-time key (SQLite has one writer; PostgreSQL locks the row and the other claimer skips it).
     /// </summary>
     public Task<List<(string UserId, string DeviceId, OneTimeKey Key)>> ClaimAsync(IReadOnlyList<(string UserId, string DeviceId, string Algorithm)> wanted, CancellationToken ct = default) =>
+        db.Engine == DatabaseEngine.Postgres ? ClaimOnPostgresAsync(wanted, ct) : ClaimOnSqliteAsync(wanted, ct);
+
+    /// <summary>SQLite: statements run in-process, so a statement or two per device costs microseconds.</summary>
+    private Task<List<(string UserId, string DeviceId, OneTimeKey Key)>> ClaimOnSqliteAsync(IReadOnlyList<(string UserId, string DeviceId, string Algorithm)> wanted, CancellationToken ct) =>
         db.WriteAsync(async tx =>
         {
-            var claimSql = db.Engine == DatabaseEngine.Postgres
-                ? """
-                  DELETE FROM e2e_one_time_keys WHERE (user_id, device_id, algorithm, key_id) IN (
-                    SELECT user_id, device_id, algorithm, key_id FROM e2e_one_time_keys
-                    WHERE user_id = @userId AND device_id = @deviceId AND algorithm = @algorithm ORDER BY key_id LIMIT 1 FOR UPDATE SKIP LOCKED)
-                  RETURNING key_id, key_json
-                  """
-                : """
-                  DELETE FROM e2e_one_time_keys WHERE rowid = (
-                    SELECT rowid FROM e2e_one_time_keys WHERE user_id = @userId AND device_id = @deviceId AND algorithm = @algorithm ORDER BY key_id LIMIT 1)
-                  RETURNING key_id, key_json
-                  """;
             var result = new List<(string, string, OneTimeKey)>();
             foreach (var (userId, deviceId, algorithm) in wanted)
             {
-                var claimed = (await tx.Connection!.QueryAsync<(string KeyId, byte[] KeyJson)>(claimSql, new { userId, deviceId, algorithm }, tx)).AsList();
+                var claimed = (await tx.Connection!.QueryAsync<(string KeyId, byte[] KeyJson)>(
+                    """
+                    DELETE FROM e2e_one_time_keys WHERE rowid = (
+                      SELECT rowid FROM e2e_one_time_keys WHERE user_id = @userId AND device_id = @deviceId AND algorithm = @algorithm ORDER BY key_id LIMIT 1)
+                    RETURNING key_id, key_json
+                    """, new { userId, deviceId, algorithm }, tx)).AsList();
                 if (claimed.Count > 0)
                 {
-                    var k = claimed[0];
-                    result.Add((userId, deviceId, new OneTimeKey(algorithm, k.KeyId, k.KeyJson)));
+                    result.Add((userId, deviceId, new OneTimeKey(algorithm, claimed[0].KeyId, claimed[0].KeyJson)));
                     continue;
                 }
 
@@ -146,8 +142,62 @@ public sealed class E2eKeyStore(Database db)
                     new { userId, deviceId, algorithm }, tx)).AsList();
                 if (fallback.Count > 0)
                 {
-                    var f = fallback[0];
-                    result.Add((userId, deviceId, new OneTimeKey(algorithm, f.KeyId, f.KeyJson)));
+                    result.Add((userId, deviceId, new OneTimeKey(algorithm, fallback[0].KeyId, fallback[0].KeyJson)));
+                }
+            }
+
+            return result;
+        }, ct);
+
+    /// <summary>
+    /// PostgreSQL: two statements for the whole request, since each statement is a network round trip. Each wanted
+    /// device's lowest one-time key is locked (skipping keys a concurrent claim holds) and deleted; devices left without
+    /// one get their fallback key.
+    /// </summary>
+    private Task<List<(string UserId, string DeviceId, OneTimeKey Key)>> ClaimOnPostgresAsync(IReadOnlyList<(string UserId, string DeviceId, string Algorithm)> wanted, CancellationToken ct) =>
+        db.WriteAsync(async tx =>
+        {
+            var result = new List<(string, string, OneTimeKey)>();
+            if (wanted.Count == 0)
+            {
+                return result;
+            }
+
+            var users = wanted.Select(w => w.UserId).ToArray();
+            var devices = wanted.Select(w => w.DeviceId).ToArray();
+            var algorithms = wanted.Select(w => w.Algorithm).ToArray();
+            var claimed = await tx.Connection!.QueryAsync<(string UserId, string DeviceId, string Algorithm, string KeyId, byte[] KeyJson)>(
+                """
+                DELETE FROM e2e_one_time_keys k USING (
+                  SELECT x.user_id, x.device_id, x.algorithm, x.key_id
+                  FROM unnest(@users, @devices, @algorithms) AS w(u, d, a)
+                  CROSS JOIN LATERAL (
+                    SELECT user_id, device_id, algorithm, key_id FROM e2e_one_time_keys
+                    WHERE user_id = w.u AND device_id = w.d AND algorithm = w.a ORDER BY key_id LIMIT 1 FOR UPDATE SKIP LOCKED) x
+                ) p
+                WHERE k.user_id = p.user_id AND k.device_id = p.device_id AND k.algorithm = p.algorithm AND k.key_id = p.key_id
+                RETURNING k.user_id, k.device_id, k.algorithm, k.key_id, k.key_json
+                """, new { users, devices, algorithms }, tx);
+            var served = new HashSet<(string, string, string)>();
+            foreach (var k in claimed)
+            {
+                served.Add((k.UserId, k.DeviceId, k.Algorithm));
+                result.Add((k.UserId, k.DeviceId, new OneTimeKey(k.Algorithm, k.KeyId, k.KeyJson)));
+            }
+
+            var rest = wanted.Where(w => !served.Contains((w.UserId, w.DeviceId, w.Algorithm))).ToList();
+            if (rest.Count > 0)
+            {
+                var fallback = await tx.Connection!.QueryAsync<(string UserId, string DeviceId, string Algorithm, string KeyId, byte[] KeyJson)>(
+                    """
+                    UPDATE e2e_fallback_keys f SET used = TRUE FROM unnest(@users, @devices, @algorithms) AS w(u, d, a)
+                    WHERE f.user_id = w.u AND f.device_id = w.d AND f.algorithm = w.a
+                    RETURNING f.user_id, f.device_id, f.algorithm, f.key_id, f.key_json
+                    """,
+                    new { users = rest.Select(w => w.UserId).ToArray(), devices = rest.Select(w => w.DeviceId).ToArray(), algorithms = rest.Select(w => w.Algorithm).ToArray() }, tx);
+                foreach (var f in fallback)
+                {
+                    result.Add((f.UserId, f.DeviceId, new OneTimeKey(f.Algorithm, f.KeyId, f.KeyJson)));
                 }
             }
 
