@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every Lethe test. On a fresh Debian machine with the .NET SDK it first installs and starts what the
-# tests need (PostgreSQL, libsodium, libgd for thumbnails, the Python Matrix client and synadm used for interop), then prints one summary line:
+# tests need (PostgreSQL, libsodium, libgd for thumbnails, the Python Matrix client, synadm and Node packages used for interop), then prints one summary line:
 #   N passed, N failed[, N skipped]
 # Usage: ./test.sh [extra dotnet test arguments, e.g. --filter Name~Config]
 set -uo pipefail
@@ -54,7 +54,21 @@ SQL
   export LETHE_TEST_POSTGRES="Host=127.0.0.1;Port=$3;Username=lethe_test;Password=lethe_test;Database=lethe_test;Timeout=5"
 }
 
+# The js-sdk E2EE interop test (tests/interop/js-sdk) needs Node and its npm packages (install scripts off: .npmrc).
+install_js_sdk() {
+  local dir=tests/interop/js-sdk
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    log "installing nodejs and npm"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null &&
+      as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null || return 1
+  fi
+  [ -d "$dir/node_modules/matrix-js-sdk" ] && return 0
+  log "installing the npm packages of $dir"
+  (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+}
+
 install_packages || log "could not install test dependencies; tests that need them will fail or skip"
+install_js_sdk || log "could not install the js-sdk interop packages; its test will fail"
 start_postgres
 
 results=$(mktemp -d)

@@ -12,7 +12,8 @@ using Lethe.Bench;
 // Scenarios: send-seq, send-concurrent, sync-wake, initial-sync, rooms-joins, register-login, baseline (bare Kestrel +
 // SQLite ceiling, no URL needed); these start their own Lethe (--lethe COMMAND [--postgres CONNECTION_STRING]):
 // purge [--batch SIZE], scaling, export, push-room [--members M] [--rounds R] [--n N],
-// media [--n N] (1 MB transfers and thumbnails).
+// media [--n N] (1 MB transfers and thumbnails); keys-claim, to-device, to-device-fanout (E2EE: 100 devices;
+// 100 members x 2 devices) take --url like the first group.
 var options = Options.Parse(args);
 var result = options.Scenario switch
 {
@@ -27,6 +28,7 @@ var result = options.Scenario switch
     "baseline" => await Baseline.RunAsync(options),
     "push-room" => await PushBench.RunAsync(options, Option("--lethe") ?? "./lethe", Option("--members") is { } m ? int.Parse(m, CultureInfo.InvariantCulture) : 1000, Option("--rounds") is { } r ? int.Parse(r, CultureInfo.InvariantCulture) : 3),
     "media" => await MediaBench.RunAsync(options, Option("--lethe") ?? "./lethe"),
+    "keys-claim" or "to-device" or "to-device-fanout" => await E2eeBench.RunAsync(options.Scenario, options),
     "purge" => await PurgeBench.RunAsync(options, Option("--lethe") ?? "./lethe", Option("--postgres"), Option("--batch") is { } b ? int.Parse(b, CultureInfo.InvariantCulture) : null),
     _ => throw new ArgumentException("unknown scenario: " + options.Scenario),
 };

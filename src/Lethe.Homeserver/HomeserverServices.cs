@@ -63,6 +63,10 @@ public sealed class HomeserverServices : IDisposable
         RetentionPolicies = new RetentionPolicies(this);
         Push = new Push.PushService(this);
         Media = new Media.MediaRepository(this, new MediaStore(database));
+        Keys = new E2eKeyStore(database);
+        ToDevice = new ToDeviceStore(database);
+        KeyBackups = new KeyBackupStore(database);
+        DeviceLists = new Lethe.Homeserver.Keys.DeviceLists(this);
     }
 
     /// <summary>Push rules, unread counts, pushers.</summary>
@@ -70,6 +74,18 @@ public sealed class HomeserverServices : IDisposable
 
     /// <summary>The media repository (uploads, downloads, thumbnails, deletion).</summary>
     public Media.MediaRepository Media { get; }
+
+    /// <summary>End-to-end encryption keys (device, one-time, fallback, cross-signing) and the device list stream.</summary>
+    public E2eKeyStore Keys { get; }
+
+    /// <summary>To-device inboxes.</summary>
+    public ToDeviceStore ToDevice { get; }
+
+    /// <summary>Server-side key backups.</summary>
+    public KeyBackupStore KeyBackups { get; }
+
+    /// <summary>Device list change tracking.</summary>
+    public Lethe.Homeserver.Keys.DeviceLists DeviceLists { get; }
 
     /// <summary>The server's metrics (Prometheus, when enabled).</summary>
     public LetheMetrics Metrics { get; } = new();

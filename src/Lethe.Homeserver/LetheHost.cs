@@ -178,6 +178,11 @@ public sealed partial class LetheHost : IAsyncDisposable
         RoomUpgrades.Map(app, services);
         Media.MediaEndpoints.Map(app, services, services.Media);
         Media.MediaAdminEndpoints.Map(app, services, services.Media);
+        Keys.KeyEndpoints.Map(app, services);
+        Keys.CrossSigningEndpoints.Map(app, services);
+        Keys.ToDeviceEndpoints.Map(app, services);
+        Keys.KeyBackupEndpoints.Map(app, services);
+        Keys.DehydratedDeviceEndpoints.Map(app, services);
         var loggers = app.Services.GetRequiredService<ILoggerFactory>();
         purger = new RetentionPurger(services, loggers.CreateLogger("Lethe.Retention"));
         selfDestruct = new SelfDestruct(services, loggers.CreateLogger("Lethe.Retention"));
@@ -261,7 +266,7 @@ public sealed partial class LetheHost : IAsyncDisposable
         }
     }
 
-    /// <summary>Periodic upkeep: write device activity, forget idle rate-limit buckets.</summary>
+    /// <summary>Periodic upkeep: write device activity, forget idle rate-limit buckets and old to-device transaction IDs.</summary>
     private async Task HousekeepingAsync()
     {
         try
@@ -270,6 +275,7 @@ public sealed partial class LetheHost : IAsyncDisposable
             await Services.Media.FlushAccessTimesAsync(Stopping);
             Services.RateLimiter.Prune();
             await PrivacyGc.RunIfDueAsync(Stopping);
+            await Services.ToDevice.ForgetTransactionsAsync(Services.NowMs - Keys.ToDeviceEndpoints.TransactionMemoryMs, Stopping);
         }
         catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or System.Data.Common.DbException)
         {

@@ -293,7 +293,7 @@ public static class AccountEndpoints
             return;
         }
 
-        var hashes = await hs.Database.WriteAsync(async tx =>
+        var (hashes, stream) = await hs.Database.WriteAsync(async tx =>
         {
             var all = new List<string>();
             foreach (var id in ids)
@@ -303,9 +303,12 @@ public static class AccountEndpoints
 
             await DeviceStore.DeleteAsync(tx, userId, ids);
             await PushStore.DeleteForDevicesAsync(tx, userId, ids);
-            return all;
+            // The devices' keys and to-device inboxes go with them (cascade); others must hear the device list changed.
+            await E2eKeyStore.DeleteDeviceSignaturesAsync(tx, userId, ids);
+            return (all, await E2eKeyStore.RecordChangeAsync(tx, userId));
         }, ct);
         hashes.ForEach(hs.Auth.Forget);
+        await hs.DeviceLists.PublishAsync(userId, stream, ct);
         await hs.Push.RefreshPushUsersAsync(ct);
     }
 
@@ -315,14 +318,18 @@ public static class AccountEndpoints
     /// </summary>
     public static async Task DeactivateAsync(HomeserverServices hs, string userId, CancellationToken ct)
     {
-        var hashes = await hs.Database.WriteAsync(async tx =>
+        var (hashes, stream) = await hs.Database.WriteAsync(async tx =>
         {
             var all = await TokenStore.AccessTokenHashesAsync(tx, userId);
             await UserStore.DeactivateAsync(tx, userId);
             await PushStore.DeleteAllForUserAsync(tx, userId);
-            return all;
+            // Device keys and inboxes went with the devices; cross-signing keys, signatures and key backups go too.
+            await E2eKeyStore.DeleteUserAsync(tx, userId);
+            await KeyBackupStore.DeleteUserAsync(tx, userId);
+            return (all, await E2eKeyStore.RecordChangeAsync(tx, userId));
         }, ct);
         hashes.ForEach(hs.Auth.Forget);
+        await hs.DeviceLists.PublishAsync(userId, stream, ct);
         await hs.Push.RefreshPushUsersAsync(ct);
         var self = new Requester(userId, "", "", IsAdmin: false, IsGuest: false);
         foreach (var (roomId, _) in await hs.StateStore.RoomsForUserAsync(userId, [Membership.Join, Membership.Invite, Membership.Knock], ct))

@@ -82,10 +82,8 @@ public sealed class SyncResponseBuilder(HomeserverServices hs, Requester request
             ["rooms"] = new JsonObject { ["join"] = join, ["invite"] = invite, ["leave"] = leave, ["knock"] = knock },
             ["account_data"] = new JsonObject { ["events"] = await GlobalAccountDataAsync(since, upTo) },
             ["presence"] = new JsonObject { ["events"] = await PresenceAsync(rooms, since, upTo) },
-            ["to_device"] = new JsonObject { ["events"] = new JsonArray() },
-            ["device_lists"] = new JsonObject { ["changed"] = new JsonArray(), ["left"] = new JsonArray() },
-            ["device_one_time_keys_count"] = new JsonObject(),
         };
+        HasContent |= await Keys.E2eeSyncSection.AddToAsync(hs, requester, since, upTo, response, ct);
         HasContent |= join.Count + invite.Count + leave.Count + knock.Count > 0
             || response["account_data"]!["events"]!.AsArray().Count > 0
             || response["presence"]!["events"]!.AsArray().Count > 0;

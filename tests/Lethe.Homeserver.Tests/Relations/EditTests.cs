@@ -21,7 +21,11 @@ public sealed class EditTests : IAsyncLifetime
         var roomId = await alice.CreatePublicRoomAsync();
         await bob.JoinAsync(roomId);
         var original = await alice.SendTextAsync(roomId, "helo");
-        await alice.EditAsync(roomId, original, "hello");
+        var first = await alice.EditAsync(roomId, original, "hello");
+        // The spec orders edits by origin_server_ts, then by event ID: two edits in the same millisecond would make
+        // "latest" a coin toss, so the second is sent once the clock has moved past the first.
+        var firstTs = (await bob.EventAsync(roomId, first))["origin_server_ts"]!.GetValue<long>();
+        await Poll.UntilAsync(() => Task.FromResult(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() > firstTs), TimeSpan.FromSeconds(5), "the clock passes the first edit's timestamp");
         var latest = await alice.EditAsync(roomId, original, "hello world");
 
         void AssertBundled(JsonNode served)
