@@ -19,8 +19,12 @@ public sealed record RoomUnreadCounts(UnreadCount Main, Dictionary<string, Unrea
 /// </summary>
 public sealed class NotificationCounts(HomeserverServices hs)
 {
-    /// <summary>Most events counted per room; beyond that clients show "99+" anyway.</summary>
-    public const int MaxCounted = 10_000;
+    /// <summary>
+    /// Most events counted per room; beyond that clients show "99+" anyway. Counting reads one row per unread event on
+    /// every sync of the room, so the cap bounds that cost: 10,000 made a wake-up in a room with 10,000 unread
+    /// messages take 32 ms, 1,000 keeps it near 4 ms (docs/benchmarks.md, scaling run).
+    /// </summary>
+    public const int MaxCounted = 1_000;
 
     /// <summary>
     /// Counts a room for a user. <paramref name="joinedAt"/> gives the stream position to count from when the user has
