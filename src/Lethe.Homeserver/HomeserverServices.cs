@@ -59,6 +59,7 @@ public sealed class HomeserverServices : IDisposable
         Erasure = new Privacy.Erasure(this);
         RoomPurge = new Privacy.RoomPurge(this);
         Export = new Privacy.UserExport(this);
+        ServerNotices = new Admin.ServerNotices(this);
         Jobs = new JobStore(database);
         RetentionPolicies = new RetentionPolicies(this);
         Push = new Push.PushService(this);
@@ -98,6 +99,9 @@ public sealed class HomeserverServices : IDisposable
 
     /// <summary>Queries behind the admin API.</summary>
     public AdminStore Admin { get; }
+
+    /// <summary>Server notices (messages from the server to a user).</summary>
+    public Admin.ServerNotices ServerNotices { get; }
 
     /// <summary>Full exports of a user's data.</summary>
     public Privacy.UserExport Export { get; }

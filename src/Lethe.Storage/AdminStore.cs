@@ -110,6 +110,16 @@ public sealed class AdminStore(Database db)
             ORDER BY e.stream_ordering LIMIT @limit
             """, new { roomId, beforeStream, beforeTs, local = localSuffix is null ? null : "%" + Escape(localSuffix), limit })).AsList(), ct);
 
+    /// <summary>The room the user gets server notices in, or null.</summary>
+    public Task<string?> NoticeRoomAsync(string userId, CancellationToken ct = default) =>
+        db.ReadAsync(c => c.ExecuteScalarAsync<string?>("SELECT room_id FROM server_notice_rooms WHERE user_id = @userId", new { userId }), ct);
+
+    /// <summary>Records the user's server notices room.</summary>
+    public Task SetNoticeRoomAsync(string userId, string roomId, long now, CancellationToken ct = default) =>
+        db.WriteAsync(tx => tx.Connection!.ExecuteAsync(
+            "INSERT INTO server_notice_rooms (user_id, room_id, created_ts) VALUES (@userId, @roomId, @now) ON CONFLICT (user_id) DO UPDATE SET room_id = @roomId, created_ts = @now",
+            new { userId, roomId, now }, tx), ct);
+
     private static string? Like(string? term) => term is null ? null : "%" + Escape(term.ToLowerInvariant()) + "%";
 
     private static string Escape(string text) =>

@@ -96,6 +96,31 @@ public static class SynapseAdminEndpoints
             return new JsonObject { ["joined_rooms"] = new JsonArray(rooms.Select(r => (JsonNode)r.RoomId).ToArray()), ["total"] = rooms.Count };
         });
 
+        // POST /_synapse/admin/v1/send_server_notice and PUT .../send_server_notice/{txnId}: {"user_id", "content", "type"?, "state_key"?}
+        JsonEndpoint notice = async ctx =>
+        {
+            await RegistrationTokenEndpoints.RequireAdminAsync(ctx, hs);
+            var body = await JsonBody.ReadObjectAsync(ctx);
+            var userId = body.RequiredString("user_id");
+            if (!UserId.TryParse(userId, out var parsed) || parsed.Server.Value != hs.ServerName)
+            {
+                throw MatrixException.InvalidParam("Server notices can only be sent to local users");
+            }
+
+            var content = body.OptionalObject("content") ?? throw MatrixException.MissingParam("content is required");
+            if (await hs.Admin.UserAsync(userId, ctx.RequestAborted) is not { Deactivated: false })
+            {
+                throw MatrixException.NotFound("User not found");
+            }
+
+            var txnId = ctx.Request.RouteValues["txnId"] as string;
+            var eventId = await hs.ServerNotices.SendAsync(
+                userId, body.OptionalString("type") ?? EventTypes.Message, body.OptionalString("state_key"), content, txnId, ctx.RequestAborted);
+            return new JsonObject { ["event_id"] = eventId };
+        };
+        app.MapJson("POST", V1 + "/send_server_notice", ResourceGroup.Client, notice);
+        app.MapJson("PUT", V1 + "/send_server_notice/{txnId}", ResourceGroup.Client, notice);
+
         // GET /_synapse/admin/v1/whois/{userId}: devices with their last connection (the only one Lethe keeps).
         app.MapJson("GET", V1 + "/whois/{userId}", ResourceGroup.Client, async ctx =>
         {

@@ -180,6 +180,7 @@ public static class ConfigLoader
             ForgottenRoomRetentionPeriod = root.Duration("forgotten_room_retention_period", null),
             UserIpsMaxAge = root.IsExplicitNull("user_ips_max_age") ? null : root.Duration("user_ips_max_age", 28 * 86_400_000L),
             Push = ReadPush(root),
+            ServerNotices = ReadServerNotices(root),
             IpRangeBlacklist = root.Has("ip_range_blacklist") ? ReadIpRanges(root, "ip_range_blacklist") : OutboundAddressRules.DefaultBlacklist,
             IpRangeWhitelist = ReadIpRanges(root, "ip_range_whitelist"),
             MaxUploadSize = root.Size("max_upload_size", 50L * 1024 * 1024),
@@ -423,6 +424,31 @@ public static class ConfigLoader
             (int)(f?.Integer("reject_limit", 50, 1, int.MaxValue) ?? 50),
             (int)(f?.Integer("concurrent", 3, 1, int.MaxValue) ?? 3));
         return new RateLimitConfig { Buckets = buckets, Federation = federation };
+    }
+
+    private static ServerNoticesConfig? ReadServerNotices(ConfigSection root)
+    {
+        if (root.Section("server_notices") is not { } notices)
+        {
+            return null;
+        }
+
+        var localpart = notices.RequiredString("system_mxid_localpart");
+        if (!Lethe.Protocol.Identifiers.UserId.IsValidLocalpart(localpart))
+        {
+            throw new ConfigException("server_notices.system_mxid_localpart", $"'{localpart}' is not a valid user name");
+        }
+
+        return new ServerNoticesConfig
+        {
+            SystemMxidLocalpart = localpart,
+            SystemMxidDisplayName = notices.String("system_mxid_display_name"),
+            SystemMxidAvatarUrl = notices.String("system_mxid_avatar_url"),
+            RoomName = notices.String("room_name", "Server Notices")!,
+            RoomTopic = notices.String("room_topic"),
+            RoomAvatarUrl = notices.String("room_avatar_url"),
+            AutoJoin = notices.Bool("auto_join", false),
+        };
     }
 
     private static PushConfig ReadPush(ConfigSection root)

@@ -69,6 +69,9 @@ public sealed record HomeserverConfig
     /// <summary><c>user_ips_max_age</c> (ms): how long a device's last IP address and user agent are kept after it was last seen; null keeps them. Default 28 days.</summary>
     public long? UserIpsMaxAge { get; init; } = 28 * 86_400_000L;
 
+    /// <summary>Server notices; null when not configured (the admin API then refuses to send).</summary>
+    public ServerNoticesConfig? ServerNotices { get; init; }
+
     /// <summary>Push notifications (the <c>push</c> block).</summary>
     public PushConfig Push { get; init; } = new();
 
@@ -192,6 +195,31 @@ public sealed record PushConfig
 
     /// <summary>Whether notifications to push gateways carry the event content (<c>push.include_content</c>); never for encrypted rooms.</summary>
     public bool IncludeContent { get; init; } = true;
+}
+
+/// <summary>Server notices (Synapse's <c>server_notices</c> block): messages from the server to a user, in a room of their own.</summary>
+public sealed record ServerNoticesConfig
+{
+    /// <summary>Localpart of the user the notices come from (<c>system_mxid_localpart</c>).</summary>
+    public required string SystemMxidLocalpart { get; init; }
+
+    /// <summary>That user's display name.</summary>
+    public string? SystemMxidDisplayName { get; init; }
+
+    /// <summary>That user's avatar.</summary>
+    public string? SystemMxidAvatarUrl { get; init; }
+
+    /// <summary>Name of the notices room.</summary>
+    public string RoomName { get; init; } = "Server Notices";
+
+    /// <summary>Topic of the notices room.</summary>
+    public string? RoomTopic { get; init; }
+
+    /// <summary>Avatar of the notices room.</summary>
+    public string? RoomAvatarUrl { get; init; }
+
+    /// <summary>Join the user to the room instead of inviting them.</summary>
+    public bool AutoJoin { get; init; }
 }
 
 /// <summary>A purge job for rooms whose max_lifetime lies in (shortest, longest].</summary>
