@@ -60,6 +60,7 @@ public sealed class HomeserverServices : IDisposable
         RoomPurge = new Privacy.RoomPurge(this);
         Export = new Privacy.UserExport(this);
         ServerNotices = new Admin.ServerNotices(this);
+        Consent = new Privacy.Consent(this);
         Jobs = new JobStore(database);
         RetentionPolicies = new RetentionPolicies(this);
         Push = new Push.PushService(this);
@@ -99,6 +100,9 @@ public sealed class HomeserverServices : IDisposable
 
     /// <summary>Queries behind the admin API.</summary>
     public AdminStore Admin { get; }
+
+    /// <summary>Privacy policy consent.</summary>
+    public Privacy.Consent Consent { get; }
 
     /// <summary>Server notices (messages from the server to a user).</summary>
     public Admin.ServerNotices ServerNotices { get; }

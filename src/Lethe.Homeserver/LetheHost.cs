@@ -191,6 +191,7 @@ public sealed partial class LetheHost : IAsyncDisposable
         privacyGc = new PrivacyGc(services, loggers.CreateLogger("Lethe.Privacy"));
         PrivacyEndpoints.Map(app, services, privacyGc);
         SynapseAdminEndpoints.Map(app, services);
+        ConsentEndpoints.Map(app, services);
         Push.PushEndpoints.Map(app, services);
         if (config.Push.Enabled)
         {

@@ -125,4 +125,30 @@ public sealed class PrivacyStore(Database db)
             SELECT q.event_id, q.redacted_ts FROM redaction_gc_queue q JOIN events e ON e.event_id = q.event_id
             WHERE e.sender = @userId ORDER BY q.redacted_ts LIMIT @limit
             """, new { userId, limit })).AsList(), ct);
+
+    /// <summary>The policy version the user consented to, or null.</summary>
+    public Task<string?> ConsentVersionAsync(string userId, CancellationToken ct = default) =>
+        db.ReadAsync(c => c.ExecuteScalarAsync<string?>("SELECT version FROM user_consents WHERE user_id = @userId", new { userId }), ct);
+
+    /// <summary>Records the user's consent to a policy version.</summary>
+    public Task SetConsentAsync(string userId, string version, long now, CancellationToken ct = default) =>
+        db.WriteAsync(tx => tx.Connection!.ExecuteAsync(
+            "INSERT INTO user_consents (user_id, version, consented_ts) VALUES (@userId, @version, @now) ON CONFLICT (user_id) DO UPDATE SET version = @version, consented_ts = @now",
+            new { userId, version, now }, tx), ct);
+
+    /// <summary>Marks the consent notice for a version as sent; false when it already was.</summary>
+    public Task<bool> TryMarkConsentNoticeAsync(string userId, string version, CancellationToken ct = default) =>
+        db.WriteAsync(async tx =>
+        {
+            var c = tx.Connection!;
+            if (await c.ExecuteScalarAsync<string?>("SELECT version FROM consent_notices WHERE user_id = @userId", new { userId }, tx) == version)
+            {
+                return false;
+            }
+
+            await c.ExecuteAsync(
+                "INSERT INTO consent_notices (user_id, version) VALUES (@userId, @version) ON CONFLICT (user_id) DO UPDATE SET version = @version",
+                new { userId, version }, tx);
+            return true;
+        }, ct);
 }

@@ -152,7 +152,27 @@ public static class AccountEndpoints
         }
 
         string[] flow = hs.Config.RegistrationRequiresToken ? [UserInteractiveAuth.RegistrationToken] : [UserInteractiveAuth.Dummy];
-        var session = await hs.Uia.RequireAsync(ctx, body, [flow], userId: null);
+        JsonObject? stageParams = null;
+        if (hs.Config.UserConsent is { RequireAtRegistration: true } consent)
+        {
+            flow = [.. flow, UserInteractiveAuth.Terms];
+            stageParams = new JsonObject
+            {
+                [UserInteractiveAuth.Terms] = new JsonObject
+                {
+                    ["policies"] = new JsonObject
+                    {
+                        ["privacy_policy"] = new JsonObject
+                        {
+                            ["version"] = consent.Version,
+                            ["en"] = new JsonObject { ["name"] = consent.PolicyName, ["url"] = hs.Consent.PublicUri },
+                        },
+                    },
+                },
+            };
+        }
+
+        var session = await hs.Uia.RequireAsync(ctx, body, [flow], userId: null, stageParams);
         try
         {
             username ??= await GenerateLocalpartAsync(hs, ctx.RequestAborted);
@@ -175,6 +195,11 @@ public static class AccountEndpoints
             {
                 await hs.RegistrationTokens.CompleteAsync(token, ctx.RequestAborted);
                 session.ReservedRegistrationToken = null;
+            }
+
+            if (session.Completed.Contains(UserInteractiveAuth.Terms))
+            {
+                await hs.Consent.RecordAsync(userId, hs.Config.UserConsent!.Version, ctx.RequestAborted);
             }
 
             return response;

@@ -23,6 +23,9 @@ public sealed class UserInteractiveAuth(
     /// <summary>Stage: a registration token.</summary>
     public const string RegistrationToken = "m.login.registration_token";
 
+    /// <summary>Accepting the server's policies (registration, with <c>user_consent.require_at_registration</c>).</summary>
+    public const string Terms = "m.login.terms";
+
     private static readonly TimeSpan SessionLifetime = TimeSpan.FromMinutes(15);
     private readonly ConcurrentDictionary<string, Session> _sessions = new(StringComparer.Ordinal);
 
@@ -53,7 +56,7 @@ public sealed class UserInteractiveAuth(
     /// otherwise throws the 401 challenge (with an error when a stage just failed).
     /// <paramref name="userId"/> is whose password the password stage checks (null when no such account exists yet).
     /// </summary>
-    public async Task<Session> RequireAsync(HttpContext context, JsonObject body, IReadOnlyList<string[]> flows, string? userId)
+    public async Task<Session> RequireAsync(HttpContext context, JsonObject body, IReadOnlyList<string[]> flows, string? userId, JsonObject? stageParams = null)
     {
         Expire();
         var auth = body.OptionalObject("auth");
@@ -76,18 +79,18 @@ public sealed class UserInteractiveAuth(
         if (auth is null || type is null)
         {
             // Only a fallback-style "continue" (session, no type) or the first request: answer with the flows.
-            throw Challenge(session, flows, null);
+            throw Challenge(session, flows, null, stageParams);
         }
 
         if (!flows.Any(f => f.Contains(type)))
         {
-            throw Challenge(session, flows, MatrixException.Of(400, ErrCode.Unknown, $"Authentication type {type} is not offered here"));
+            throw Challenge(session, flows, MatrixException.Of(400, ErrCode.Unknown, $"Authentication type {type} is not offered here"), stageParams);
         }
 
         var failure = await CheckStageAsync(type, auth, session, userId, context.RequestAborted);
         if (failure is not null)
         {
-            throw Challenge(session, flows, failure);
+            throw Challenge(session, flows, failure, stageParams);
         }
 
         if (!session.Completed.Contains(type))
@@ -101,7 +104,7 @@ public sealed class UserInteractiveAuth(
             return session;
         }
 
-        throw Challenge(session, flows, null);
+        throw Challenge(session, flows, null, stageParams);
     }
 
     private async Task<MatrixException?> CheckStageAsync(string type, JsonObject auth, Session session, string? userId, CancellationToken ct)
@@ -109,6 +112,7 @@ public sealed class UserInteractiveAuth(
         switch (type)
         {
             case Dummy:
+            case Terms:
                 return null;
             case Password:
                 {
@@ -158,12 +162,12 @@ public sealed class UserInteractiveAuth(
         return session;
     }
 
-    private static MatrixException Challenge(Session session, IReadOnlyList<string[]> flows, MatrixException? error)
+    private static MatrixException Challenge(Session session, IReadOnlyList<string[]> flows, MatrixException? error, JsonObject? stageParams)
     {
         var body = new JsonObject
         {
             ["flows"] = new JsonArray(flows.Select(f => (JsonNode)new JsonObject { ["stages"] = new JsonArray(f.Select(s => (JsonNode)s).ToArray()) }).ToArray()),
-            ["params"] = new JsonObject(),
+            ["params"] = stageParams?.DeepClone() ?? new JsonObject(),
             ["session"] = session.Id,
             ["completed"] = new JsonArray(session.Completed.Select(s => (JsonNode)s).ToArray()),
         };

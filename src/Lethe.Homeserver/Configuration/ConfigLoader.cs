@@ -16,11 +16,11 @@ public static class ConfigLoader
     /// <summary>Resources Lethe serves today; the others are accepted with a warning.</summary>
     public static readonly IReadOnlySet<string> ServedResources = new HashSet<string>(StringComparer.Ordinal)
     {
-        "client", "federation", "keys", "media", "health", "metrics",
+        "client", "federation", "keys", "media", "health", "metrics", "consent",
     };
 
     // Keys Synapse's own generate-config writes that Lethe has no use for; accepted silently so a Synapse file starts cleanly.
-    private static readonly string[] AcceptedForCompatibility = ["macaroon_secret_key", "form_secret", "log_config"];
+    private static readonly string[] AcceptedForCompatibility = ["macaroon_secret_key", "log_config"];
 
     /// <summary>Defaults for every rate limit bucket, from Synapse's documentation.</summary>
     public static readonly IReadOnlyDictionary<string, RateLimit> DefaultRateLimits = new Dictionary<string, RateLimit>(StringComparer.Ordinal)
@@ -181,6 +181,8 @@ public static class ConfigLoader
             UserIpsMaxAge = root.IsExplicitNull("user_ips_max_age") ? null : root.Duration("user_ips_max_age", 28 * 86_400_000L),
             Push = ReadPush(root),
             ServerNotices = ReadServerNotices(root),
+            UserConsent = ReadUserConsent(root),
+            FormSecret = root.String("form_secret"),
             IpRangeBlacklist = root.Has("ip_range_blacklist") ? ReadIpRanges(root, "ip_range_blacklist") : OutboundAddressRules.DefaultBlacklist,
             IpRangeWhitelist = ReadIpRanges(root, "ip_range_whitelist"),
             MaxUploadSize = root.Size("max_upload_size", 50L * 1024 * 1024),
@@ -424,6 +426,42 @@ public static class ConfigLoader
             (int)(f?.Integer("reject_limit", 50, 1, int.MaxValue) ?? 50),
             (int)(f?.Integer("concurrent", 3, 1, int.MaxValue) ?? 3));
         return new RateLimitConfig { Buckets = buckets, Federation = federation };
+    }
+
+    private static UserConsentConfig? ReadUserConsent(ConfigSection root)
+    {
+        if (root.Section("user_consent") is not { } consent)
+        {
+            return null;
+        }
+
+        if (root.String("form_secret") is not { Length: > 0 })
+        {
+            throw new ConfigException("form_secret", "is required when user_consent is configured (it signs the consent links)");
+        }
+
+        consent.Accept("send_server_notice_to_guests");
+        var templateDir = consent.String("template_dir");
+        var version = consent.RequiredString("version");
+        if (templateDir is not null && !File.Exists(Path.Combine(templateDir, "en", version + ".html")))
+        {
+            throw new ConfigException("user_consent.template_dir", $"has no en/{version}.html for the configured version");
+        }
+
+        return new UserConsentConfig
+        {
+            Version = version,
+            TemplateDir = templateDir,
+            ServerNoticeContent = consent.Json("server_notice_content") switch
+            {
+                null => null,
+                System.Text.Json.Nodes.JsonObject o => o,
+                _ => throw new ConfigException("user_consent.server_notice_content", "must be a mapping (msgtype, body)"),
+            },
+            BlockEventsError = consent.String("block_events_error"),
+            RequireAtRegistration = consent.Bool("require_at_registration", false),
+            PolicyName = consent.String("policy_name", "Privacy Policy")!,
+        };
     }
 
     private static ServerNoticesConfig? ReadServerNotices(ConfigSection root)

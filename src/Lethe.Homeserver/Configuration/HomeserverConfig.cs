@@ -69,6 +69,12 @@ public sealed record HomeserverConfig
     /// <summary><c>user_ips_max_age</c> (ms): how long a device's last IP address and user agent are kept after it was last seen; null keeps them. Default 28 days.</summary>
     public long? UserIpsMaxAge { get; init; } = 28 * 86_400_000L;
 
+    /// <summary>Privacy policy consent; null when not configured.</summary>
+    public UserConsentConfig? UserConsent { get; init; }
+
+    /// <summary><c>form_secret</c>: the key of the HMACs in consent links.</summary>
+    public string? FormSecret { get; init; }
+
     /// <summary>Server notices; null when not configured (the admin API then refuses to send).</summary>
     public ServerNoticesConfig? ServerNotices { get; init; }
 
@@ -195,6 +201,28 @@ public sealed record PushConfig
 
     /// <summary>Whether notifications to push gateways carry the event content (<c>push.include_content</c>); never for encrypted rooms.</summary>
     public bool IncludeContent { get; init; } = true;
+}
+
+/// <summary>Consent to a privacy policy (Synapse's <c>user_consent</c> block).</summary>
+public sealed record UserConsentConfig
+{
+    /// <summary>The current policy version; users who consented to another version are asked again.</summary>
+    public required string Version { get; init; }
+
+    /// <summary>Folder with <c>en/VERSION.html</c>, the policy page; null for the built-in page.</summary>
+    public string? TemplateDir { get; init; }
+
+    /// <summary>The server notice sent to users who have not consented (<c>%(consent_uri)s</c> is replaced), or null.</summary>
+    public System.Text.Json.Nodes.JsonObject? ServerNoticeContent { get; init; }
+
+    /// <summary>When set, users who have not consented cannot send events; this is the error (<c>%(consent_uri)s</c> is replaced).</summary>
+    public string? BlockEventsError { get; init; }
+
+    /// <summary>Registration asks for consent (the <c>m.login.terms</c> stage).</summary>
+    public bool RequireAtRegistration { get; init; }
+
+    /// <summary>The policy's name, as registration shows it.</summary>
+    public string PolicyName { get; init; } = "Privacy Policy";
 }
 
 /// <summary>Server notices (Synapse's <c>server_notices</c> block): messages from the server to a user, in a room of their own.</summary>

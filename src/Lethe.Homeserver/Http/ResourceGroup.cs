@@ -20,4 +20,7 @@ public sealed record ResourceGroup(string Name)
 
     /// <summary>Health checks; served on every HTTP listener.</summary>
     public static readonly ResourceGroup Health = new("health");
+
+    /// <summary>The privacy policy page (<c>/_matrix/consent</c>).</summary>
+    public static readonly ResourceGroup Consent = new("consent");
 }

@@ -126,6 +126,12 @@ public static class MembershipEndpoints
     private static async ValueTask<JsonNode> JoinAsync(HttpContext ctx, HomeserverServices hs, Requester requester, string roomId)
     {
         var body = await JsonBody.ReadOptionalObjectAsync(ctx);
+        if (await hs.Admin.NoticeRoomAsync(requester.UserId, ctx.RequestAborted) != roomId)
+        {
+            // Joining the server notices room is how a user reads the request for consent: never blocked.
+            await hs.Consent.RequireAsync(requester.UserId, ctx.RequestAborted);
+        }
+
         hs.RateLimiter.Take("rc_joins.local", requester.UserId);
         if (body.OptionalObject("third_party_signed") is not null)
         {

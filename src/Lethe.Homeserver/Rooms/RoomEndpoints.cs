@@ -20,6 +20,7 @@ public static class RoomEndpoints
         {
             var requester = await hs.Auth.RequireAsync(ctx);
             var body = await JsonBody.ReadObjectAsync(ctx);
+            await hs.Consent.RequireAsync(requester.UserId, ctx.RequestAborted);
             return new JsonObject { ["room_id"] = await hs.Creation.CreateAsync(requester, body, ctx.RequestAborted) };
         });
 
@@ -32,6 +33,7 @@ public static class RoomEndpoints
             var content = await JsonBody.ReadObjectAsync(ctx);
             hs.RateLimiter.Take("rc_message", requester.UserId);
             await Relations.RelationRules.ValidateAsync(hs, roomId, requester.UserId, type, content, ctx.RequestAborted);
+            await hs.Consent.RequireAsync(requester.UserId, ctx.RequestAborted);
             var e = await hs.Pipeline.SendAsync(new LocalEvent(roomId, requester.UserId, type, null, content)
             {
                 SenderDevice = requester.DeviceId,
@@ -162,6 +164,7 @@ public static class RoomEndpoints
             return new JsonObject { ["event_id"] = currentId };
         }
 
+        await hs.Consent.RequireAsync(requester.UserId, ctx.RequestAborted);
         var e = await hs.Pipeline.SendAsync(new LocalEvent(roomId, requester.UserId, type, stateKey, content) { SenderDevice = requester.DeviceId }, ctx.RequestAborted);
         return new JsonObject { ["event_id"] = e.EventId };
     }

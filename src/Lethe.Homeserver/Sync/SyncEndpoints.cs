@@ -54,6 +54,8 @@ public static class SyncEndpoints
     private static async ValueTask<JsonNode> SyncAsync(HttpContext ctx, HomeserverServices hs, CancellationToken stopping)
     {
         var requester = await hs.Auth.RequireAsync(ctx);
+        // A user who has not accepted the privacy policy gets the consent notice (once per version) as they sync.
+        await hs.Consent.NoticeIfNeededAsync(requester.UserId, ctx.RequestAborted);
         var filter = await ResolveFilterAsync(hs, requester.UserId, ctx.Query("filter"), ctx.RequestAborted);
         SyncToken? since = ctx.Query("since") is { Length: > 0 } s ? SyncToken.Parse(s) : null;
         var fullState = ctx.Query("full_state") == "true";
