@@ -151,4 +151,9 @@ public sealed class PrivacyStore(Database db)
                 new { userId, version }, tx);
             return true;
         }, ct);
+
+    /// <summary>The user's consent record: the version and when, or null.</summary>
+    public Task<(string Version, long ConsentedTs)?> ConsentAsync(string userId, CancellationToken ct = default) =>
+        db.ReadAsync(async c => (await c.QueryAsync<(string, long)>(
+            "SELECT version, consented_ts FROM user_consents WHERE user_id = @userId", new { userId })).Select(r => ((string, long)?)r).FirstOrDefault(), ct);
 }

@@ -12,8 +12,8 @@ namespace Lethe.Homeserver.Privacy;
 /// <summary>
 /// A full export of what the server holds about one user (data portability), in the layout docs/export.md documents:
 /// <c>user.json</c> (account, profile, devices without secrets, account data, rooms), <c>sent_events.jsonl</c> (every
-/// event they sent that is still kept), <c>sent_messages.csv</c>, and <c>rooms/…/timeline.jsonl</c> (each room's
-/// timeline as they may see it). Everything is streamed a page at a time, so memory stays flat as history grows.
+/// event they sent that is still kept), <c>sent_messages.csv</c>, <c>media.jsonl</c> and <c>media/…</c> (their
+/// uploads), and <c>rooms/…/timeline.jsonl</c> (each room's timeline as they may see it). Everything is streamed a page at a time, so memory stays flat as history grows.
 /// </summary>
 public sealed class UserExport(HomeserverServices hs)
 {
@@ -61,6 +61,7 @@ public sealed class UserExport(HomeserverServices hs)
         }
 
         var sent = await WriteSentAsync(userId, sink, ct);
+        await WriteMediaAsync(userId, sink, ct);
         foreach (var (roomId, _) in rooms)
         {
             await WriteTimelineAsync(userId, roomId, sink, roomFiles[roomId], ct);
@@ -122,6 +123,11 @@ public sealed class UserExport(HomeserverServices hs)
             ["profile"] = new JsonObject { ["displayname"] = profile?.Displayname, ["avatar_url"] = profile?.AvatarUrl },
             ["devices"] = devices,
             ["account_data"] = new JsonObject { ["global"] = global, ["rooms"] = perRoom },
+            ["push_rules"] = (await hs.Push.Rules.GetAsync(userId, ct)).ToAccountData(),
+            ["pushers"] = await PushersAsync(userId, ct),
+            ["consent"] = await hs.Privacy.ConsentAsync(userId, ct) is { } consent
+                ? new JsonObject { ["version"] = consent.Version, ["consented_ts"] = consent.ConsentedTs }
+                : null,
             ["rooms"] = new JsonArray(rooms.Select(r => (JsonNode)new JsonObject
             {
                 ["room_id"] = r.RoomId,
@@ -132,6 +138,7 @@ public sealed class UserExport(HomeserverServices hs)
             {
                 ["sent_events"] = "sent_events.jsonl",
                 ["sent_messages_csv"] = "sent_messages.csv",
+                ["media"] = "media.jsonl",
             },
         };
     }
@@ -141,6 +148,27 @@ public sealed class UserExport(HomeserverServices hs)
     /// file first and is copied in afterwards, because a zip archive written to a non-seekable stream takes one entry
     /// at a time.
     /// </summary>
+    /// <summary>The user's pushers, without their pushkeys (device tokens for the push gateway, a secret of the app).</summary>
+    private async Task<JsonArray> PushersAsync(string userId, CancellationToken ct)
+    {
+        var list = new JsonArray();
+        foreach (var p in await hs.Push.Store.PushersOfAsync(userId, ct))
+        {
+            list.Add(new JsonObject
+            {
+                ["kind"] = p.Kind,
+                ["app_id"] = p.AppId,
+                ["app_display_name"] = p.AppDisplayName,
+                ["device_display_name"] = p.DeviceDisplayName,
+                ["lang"] = p.Lang,
+                ["data"] = JsonNode.Parse(p.Data),
+                ["created_ts"] = p.CreatedTs,
+            });
+        }
+
+        return list;
+    }
+
     private async Task<long> WriteSentAsync(string userId, ISink sink, CancellationToken ct)
     {
         var viewer = new ClientEventFormat.Viewer(userId, "");
@@ -202,6 +230,53 @@ public sealed class UserExport(HomeserverServices hs)
             Csv(e.Pdu.Type),
             Csv(content.GetString("msgtype") ?? ""),
             Csv(content.GetString("body") ?? "")) + "\r\n";
+    }
+
+    /// <summary>The user's uploads: each file as <c>media/ID</c> (streamed), and <c>media.jsonl</c> describing them.</summary>
+    private async Task WriteMediaAsync(string userId, ISink sink, CancellationToken ct)
+    {
+        var items = new List<Storage.MediaRecord>();
+        for (var from = 0; ; from += PageSize)
+        {
+            var page = await hs.Media.Store.ListByUserAsync(userId, from, PageSize, ct);
+            items.AddRange(page);
+            if (page.Count < PageSize)
+            {
+                break;
+            }
+        }
+
+        var written = new List<Storage.MediaRecord>();
+        foreach (var item in items.OrderBy(m => m.CreatedTs))
+        {
+            var path = hs.Media.Files.ContentPath(item.MediaId);
+            if (!File.Exists(path))
+            {
+                continue;
+            }
+
+            await using (var target = sink.Create("media/" + item.MediaId))
+            await using (var source = File.OpenRead(path))
+            {
+                await source.CopyToAsync(target, ct);
+            }
+
+            written.Add(item);
+        }
+
+        await using var index = sink.Create("media.jsonl");
+        foreach (var item in written)
+        {
+            await WriteLineAsync(index, new JsonObject
+            {
+                ["content_uri"] = $"mxc://{hs.ServerName}/{item.MediaId}",
+                ["file"] = "media/" + item.MediaId,
+                ["content_type"] = item.ContentType,
+                ["upload_name"] = item.UploadName,
+                ["size"] = item.Size,
+                ["created_ts"] = item.CreatedTs,
+            }, ct);
+        }
     }
 
     private async Task WriteTimelineAsync(string userId, string roomId, ISink sink, string path, CancellationToken ct)

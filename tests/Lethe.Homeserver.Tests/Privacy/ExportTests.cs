@@ -12,7 +12,7 @@ public abstract class ExportTests(DatabaseEngine engine)
 {
     private const string Tricky = "a body with a comma, a \"quote\" and\na new line";
 
-    private sealed record Setup(TestHomeserver Server, MatrixClient Root, MatrixClient Alice, MatrixClient Bob, List<string> Sent, string Shared, string Left, string Private);
+    private sealed record Setup(TestHomeserver Server, MatrixClient Root, MatrixClient Alice, MatrixClient Bob, List<string> Sent, string Shared, string Left, string Private, string Upload, byte[] UploadBytes);
 
     private async Task<Setup> StartAsync()
     {
@@ -41,7 +41,13 @@ public abstract class ExportTests(DatabaseEngine engine)
         await bob.SendTextAsync(secret, "zq-bob-private");
         (await alice.PutAsync($"/_matrix/client/v3/user/{alice.UserId}/account_data/m.test", new JsonObject { ["a"] = 1 })).Ok();
         (await alice.PutAsync($"/_matrix/client/v3/user/{alice.UserId}/rooms/{shared}/tags/u.work", new JsonObject { ["order"] = 0.5 })).Ok();
-        return new Setup(server, root, alice, bob, sent, shared, left, secret);
+        var bytes = System.Security.Cryptography.RandomNumberGenerator.GetBytes(300);
+        using var upload = new HttpRequestMessage(HttpMethod.Post, "/_matrix/media/v3/upload?filename=notes.bin") { Content = new ByteArrayContent(bytes) };
+        upload.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/octet-stream");
+        upload.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", alice.AccessToken);
+        using var uploaded = await server.Client.SendAsync(upload);
+        var mxc = JsonNode.Parse(await uploaded.Content.ReadAsStringAsync())!["content_uri"]!.GetValue<string>();
+        return new Setup(server, root, alice, bob, sent, shared, left, secret, mxc, bytes);
     }
 
     /// <summary>Reads an export (from a zip or a folder, as path → bytes) and checks it against docs/export.md.</summary>
@@ -59,6 +65,9 @@ public abstract class ExportTests(DatabaseEngine engine)
         Assert.Equal(1, user["account_data"]!["global"]!["m.test"]!["a"]!.GetValue<int>());
         Assert.NotNull(user["account_data"]!["rooms"]![s.Shared]!["m.tag"]!["tags"]!["u.work"]);
         Assert.DoesNotContain(s.Alice.AccessToken!, Text("user.json"), StringComparison.Ordinal);
+        Assert.Contains(user["push_rules"]!["global"]!["override"]!.AsArray(), r => r!["rule_id"]!.GetValue<string>() == ".m.rule.master");
+        Assert.Empty(user["pushers"]!.AsArray());
+        Assert.Null(user["consent"]);
 
         var rooms = user["rooms"]!.AsArray().ToDictionary(r => r!["room_id"]!.GetValue<string>(), r => r!.AsObject());
         Assert.Equal("join", rooms[s.Shared]["membership"]!.GetValue<string>());
@@ -77,6 +86,13 @@ public abstract class ExportTests(DatabaseEngine engine)
         Assert.Equal(sentEvents.Count, csv.Count - 1);
         Assert.Equal(s.Sent, csv.Skip(1).Where(r => r[4] == "m.room.message").Select(r => r[6]));
         Assert.Contains(csv, r => r[6] == Tricky && r[0] == s.Shared);
+
+        // Her upload, byte for byte, described in media.jsonl.
+        var media = Text(user["files"]!["media"]!.GetValue<string>()).Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonNode.Parse(l)!).ToList();
+        var item = Assert.Single(media)!;
+        Assert.Equal(s.Upload, item["content_uri"]!.GetValue<string>());
+        Assert.Equal("notes.bin", item["upload_name"]!.GetValue<string>());
+        Assert.Equal(s.UploadBytes, files[item["file"]!.GetValue<string>()]);
 
         // The shared room's timeline as Alice sees it holds Bob's messages too; the private room is nowhere.
         var timeline = Text(rooms[s.Shared]["timeline"]!.GetValue<string>());
