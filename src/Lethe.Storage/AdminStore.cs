@@ -120,6 +120,12 @@ public sealed class AdminStore(Database db)
             "INSERT INTO server_notice_rooms (user_id, room_id, created_ts) VALUES (@userId, @roomId, @now) ON CONFLICT (user_id) DO UPDATE SET room_id = @roomId, created_ts = @now",
             new { userId, roomId, now }, tx), ct);
 
+    /// <summary>Local media the room's stored events name (via their <c>mxc://</c> URLs), in media ID order.</summary>
+    public Task<List<string>> RoomMediaAsync(string roomId, CancellationToken ct = default) =>
+        db.ReadAsync(async c => (await c.QueryAsync<string>(
+            "SELECT DISTINCT r.media_id FROM media_references r JOIN events e ON e.event_id = r.event_id WHERE e.room_id = @roomId ORDER BY r.media_id",
+            new { roomId })).AsList(), ct);
+
     private static string? Like(string? term) => term is null ? null : "%" + Escape(term.ToLowerInvariant()) + "%";
 
     private static string Escape(string text) =>

@@ -266,6 +266,24 @@ public static class SynapseAdminEndpoints
             return found.Length > 0 ? new JsonObject { ["results"] = new JsonArray(found) } : throw MatrixException.NotFound("No delete task for this room");
         });
 
+        // GET /_synapse/admin/v1/room/{roomId}/media: the media the room's (unencrypted) events name.
+        app.MapJson("GET", V1 + "/room/{roomId}/media", ResourceGroup.Client, async ctx =>
+        {
+            await RegistrationTokenEndpoints.RequireAdminAsync(ctx, hs);
+            var roomId = ctx.Route("roomId");
+            if (await hs.Snapshots.GetAsync(roomId, ctx.RequestAborted) is null)
+            {
+                throw MatrixException.NotFound("Room not found");
+            }
+
+            var local = await hs.Admin.RoomMediaAsync(roomId, ctx.RequestAborted);
+            return new JsonObject
+            {
+                ["local"] = new JsonArray(local.Select(id => (JsonNode)$"mxc://{hs.ServerName}/{id}").ToArray()),
+                ["remote"] = new JsonArray(),
+            };
+        });
+
         // GET /_synapse/admin/v1/rooms/{roomId}/members
         app.MapJson("GET", V1 + "/rooms/{roomId}/members", ResourceGroup.Client, async ctx =>
         {

@@ -7,7 +7,8 @@ namespace Lethe.Homeserver.Tests.Interop;
 
 /// <summary>
 /// Debian's synadm, the Synapse admin CLI operators already use, drives Lethe's admin API unchanged: it lists and shows
-/// users and rooms, purges history before an event and deactivates a user with GDPR erasure.
+/// users and rooms, lists media by room and by user, purges history before an event and deactivates a user with GDPR
+/// erasure.
 /// </summary>
 public sealed class SynadmTests
 {
@@ -62,6 +63,20 @@ public sealed class SynadmTests
         var room = JsonNode.Parse(await SynadmAsync(config, "room", "details", roomId))!;
         Assert.Equal(2, room["joined_members"]!.GetValue<long>());
         Assert.Equal(bob.UserId, room["creator"]!.GetValue<string>());
+
+        // Media, by room and by user.
+        using (var upload = new HttpRequestMessage(HttpMethod.Post, "/_matrix/media/v3/upload") { Content = new ByteArrayContent(new byte[64]) })
+        {
+            upload.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/octet-stream");
+            upload.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", bob.AccessToken);
+            using var uploaded = await server.Client.SendAsync(upload);
+            var mxc = JsonNode.Parse(await uploaded.Content.ReadAsStringAsync())!["content_uri"]!.GetValue<string>();
+            (await bob.SendEventAsync(roomId, "m.room.message", new JsonObject { ["msgtype"] = "m.file", ["body"] = "a file", ["url"] = mxc })).Ok();
+            var inRoom = JsonNode.Parse(await SynadmAsync(config, "media", "list", "-r", roomId))!;
+            Assert.Equal(mxc, Assert.Single(inRoom["local"]!.AsArray())!.GetValue<string>());
+            var ofUser = JsonNode.Parse(await SynadmAsync(config, "media", "list", "-u", bob.UserId))!;
+            Assert.Equal(mxc[(mxc.LastIndexOf('/') + 1)..], Assert.Single(ofUser["media"]!.AsArray())!["media_id"]!.GetValue<string>());
+        }
 
         // Purge everything before "the cut", local events included.
         var purge = JsonNode.Parse(await SynadmAsync(config, "history", "purge", roomId, "--before-event-id", cut, "--delete-local"))!;
