@@ -34,20 +34,42 @@ public sealed class PrivacyStore(Database db)
         db.ReadAsync(async c => (await c.QueryAsync<string>("SELECT user_id FROM erased_users")).AsList(), ct);
 
     /// <summary>
-    /// Marks the user erased and deletes what the server holds about them beyond their room events: profile, account
-    /// data (room tags included), filters, presence and receipts. Devices, tokens and the password go with deactivation.
+    /// Marks the user erased. With <paramref name="purgeAfterTs"/> the deletion of their data waits until then (see
+    /// <see cref="PurgeErasedDataAsync"/>); without it the caller deletes it now.
     /// </summary>
-    public Task EraseAsync(string userId, long now, CancellationToken ct = default) =>
+    public Task MarkErasedAsync(string userId, long now, long? purgeAfterTs, CancellationToken ct = default) =>
+        db.WriteAsync(tx => tx.Connection!.ExecuteAsync(
+            """
+            INSERT INTO erased_users (user_id, erased_ts, purge_after_ts, purged) VALUES (@userId, @now, @purgeAfterTs, @purged)
+            ON CONFLICT (user_id) DO NOTHING
+            """, new { userId, now, purgeAfterTs, purged = purgeAfterTs is null }, tx), ct);
+
+    /// <summary>
+    /// Deletes what the server holds about an erased user beyond their room events: profile, account data (room tags
+    /// included), filters, presence and receipts; marks the erasure complete. Devices, tokens and the password went
+    /// with deactivation.
+    /// </summary>
+    public Task PurgeErasedDataAsync(string userId, CancellationToken ct = default) =>
         db.WriteAsync(async tx =>
         {
             var c = tx.Connection!;
-            await c.ExecuteAsync("INSERT INTO erased_users (user_id, erased_ts) VALUES (@userId, @now) ON CONFLICT (user_id) DO NOTHING", new { userId, now }, tx);
             await c.ExecuteAsync("UPDATE profiles SET displayname = NULL, avatar_url = NULL WHERE user_id = @userId", new { userId }, tx);
             foreach (var table in new[] { "account_data", "filters", "presence", "receipts" })
             {
                 await c.ExecuteAsync($"DELETE FROM {table} WHERE user_id = @userId", new { userId }, tx);
             }
+
+            await c.ExecuteAsync("UPDATE erased_users SET purged = TRUE WHERE user_id = @userId", new { userId }, tx);
         }, ct);
+
+    /// <summary>Erasures whose grace period ended at or before <paramref name="now"/> and whose data is still stored.</summary>
+    public Task<List<string>> ErasuresDueAsync(long now, CancellationToken ct = default) =>
+        db.ReadAsync(async c => (await c.QueryAsync<string>(
+            "SELECT user_id FROM erased_users WHERE NOT purged AND purge_after_ts <= @now ORDER BY purge_after_ts", new { now })).AsList(), ct);
+
+    /// <summary>Cancels an erasure still in its grace period; false when there is none or it is complete.</summary>
+    public Task<bool> CancelErasureAsync(string userId, CancellationToken ct = default) =>
+        db.WriteAsync(async tx => await tx.Connection!.ExecuteAsync("DELETE FROM erased_users WHERE user_id = @userId AND NOT purged", new { userId }, tx) == 1, ct);
 
     /// <summary>
     /// Rooms every local member has left and forgotten, the last of them at or before <paramref name="cutoff"/>:

@@ -443,7 +443,11 @@ public static class SynapseAdminEndpoints
 
         if (existing.Erased && (deactivated == false || password is not null))
         {
-            throw MatrixException.Forbidden("This account was erased and cannot be used again");
+            // Within erase_delay, reactivating (with a new password) cancels the erasure; after it, the account is gone for good.
+            if (deactivated != false || password is null || !await hs.Erasure.CancelAsync(userId, ct))
+            {
+                throw MatrixException.Forbidden("This account was erased and cannot be used again");
+            }
         }
 
         if (deactivated == true && !existing.Deactivated)

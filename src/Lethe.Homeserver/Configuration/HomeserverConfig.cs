@@ -66,6 +66,9 @@ public sealed record HomeserverConfig
     /// <summary><c>forgotten_room_retention_period</c> (ms): how long after every local member has left and forgotten a room it is deleted; null (the default) keeps such rooms.</summary>
     public long? ForgottenRoomRetentionPeriod { get; init; }
 
+    /// <summary><c>erase_delay</c> (ms): the grace period between an erasure and the deletion of the user's data; null deletes at once.</summary>
+    public long? EraseDelay { get; init; }
+
     /// <summary><c>user_ips_max_age</c> (ms): how long a device's last IP address and user agent are kept after it was last seen; null keeps them. Default 28 days.</summary>
     public long? UserIpsMaxAge { get; init; } = 28 * 86_400_000L;
 

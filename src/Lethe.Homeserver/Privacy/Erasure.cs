@@ -25,12 +25,57 @@ public sealed class Erasure(HomeserverServices hs)
     /// <summary>True when the user has been erased.</summary>
     public bool IsErased(string userId) => !_erased.IsEmpty && _erased.ContainsKey(userId);
 
-    /// <summary>Deactivates and erases the account. The profile goes first, so the leave events carry no name or avatar.</summary>
+    /// <summary>
+    /// Deactivates and erases the account. Readers see the erasure at once. The user's data (profile, account data,
+    /// filters, presence, receipts, uploads) is deleted now, or after <c>erase_delay</c> when that grace period is
+    /// configured (an admin can cancel within it). The profile goes before the user leaves their rooms, so the leave
+    /// events carry no name or avatar.
+    /// </summary>
     public async Task EraseAsync(string userId, CancellationToken ct)
     {
-        await hs.Privacy.EraseAsync(userId, hs.NowMs, ct);
+        var delay = hs.Config.EraseDelay;
+        await hs.Privacy.MarkErasedAsync(userId, hs.NowMs, delay is { } d ? hs.NowMs + d : null, ct);
         _erased[userId] = true;
+        if (delay is null)
+        {
+            await hs.Privacy.PurgeErasedDataAsync(userId, ct);
+        }
+
         await AccountEndpoints.DeactivateAsync(hs, userId, ct);
+        if (delay is null)
+        {
+            await PurgeMediaAsync(userId, ct);
+        }
+    }
+
+    /// <summary>Completes erasures whose grace period has ended (privacy GC); returns how many.</summary>
+    public async Task<long> PurgeDueAsync(CancellationToken ct)
+    {
+        long done = 0;
+        foreach (var userId in await hs.Privacy.ErasuresDueAsync(hs.NowMs, ct))
+        {
+            await hs.Privacy.PurgeErasedDataAsync(userId, ct);
+            await PurgeMediaAsync(userId, ct);
+            done++;
+        }
+
+        return done;
+    }
+
+    /// <summary>Cancels an erasure in its grace period: the user's events are served as before. False when there was none to cancel.</summary>
+    public async Task<bool> CancelAsync(string userId, CancellationToken ct)
+    {
+        if (!await hs.Privacy.CancelErasureAsync(userId, ct))
+        {
+            return false;
+        }
+
+        _erased.TryRemove(userId, out _);
+        return true;
+    }
+
+    private async Task PurgeMediaAsync(string userId, CancellationToken ct)
+    {
         await hs.Media.DeleteManyAsync(await hs.Media.Store.IdsByUserAsync(userId, ct), ct);
         await hs.Database.CompactAfterDeleteAsync(ct);
     }

@@ -52,6 +52,7 @@ public static class PrivacyEndpoints
                 ["redactions_pruned"] = result.RedactionsPruned,
                 ["client_ips_pruned"] = result.ClientIpsPruned,
                 ["forgotten_rooms_purged"] = result.ForgottenRoomsPurged,
+                ["erasures_completed"] = result.ErasuresCompleted,
             };
         });
     }

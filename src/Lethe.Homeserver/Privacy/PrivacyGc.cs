@@ -23,7 +23,7 @@ public sealed partial class PrivacyGc(HomeserverServices hs, ILogger logger) : I
     private long _next = hs.NowMs + IntervalMs;
 
     /// <summary>What one run deleted.</summary>
-    public sealed record Result(long RedactionsPruned, long ClientIpsPruned, long ForgottenRoomsPurged);
+    public sealed record Result(long RedactionsPruned, long ClientIpsPruned, long ForgottenRoomsPurged, long ErasuresCompleted = 0);
 
     /// <summary>Runs the collectors when their interval has passed and no run is under way (called by the host's housekeeping timer).</summary>
     public async Task RunIfDueAsync(CancellationToken ct)
@@ -81,11 +81,13 @@ public sealed partial class PrivacyGc(HomeserverServices hs, ILogger logger) : I
             }
 
             hs.Metrics.PrivacyGcItems.Add(rooms, new KeyValuePair<string, object?>("job", "forgotten_rooms"));
+            var erasures = await hs.Erasure.PurgeDueAsync(ct);
+            hs.Metrics.PrivacyGcItems.Add(erasures, new KeyValuePair<string, object?>("job", "erasures"));
 
             hs.Metrics.PrivacyGcItems.Add(redactions, new KeyValuePair<string, object?>("job", "redactions"));
             hs.Metrics.PrivacyGcItems.Add(ips, new KeyValuePair<string, object?>("job", "client_ips"));
             LogRun(logger, redactions, ips, rooms);
-            return new Result(redactions, ips, rooms);
+            return new Result(redactions, ips, rooms, erasures);
         }
         finally
         {

@@ -108,3 +108,53 @@ public abstract class ErasureTests(DatabaseEngine engine)
 public sealed class SqliteErasureTests() : ErasureTests(DatabaseEngine.Sqlite);
 
 public sealed class PostgresErasureTests() : ErasureTests(DatabaseEngine.Postgres);
+
+/// <summary>erase_delay: readers see the erasure at once; the data goes after the grace period, and an admin can cancel within it.</summary>
+public abstract class EraseDelayTests(DatabaseEngine engine)
+{
+    [Fact]
+    public async Task DataIsDeletedAfterTheGracePeriodAndTheErasureCanBeCancelledWithinIt()
+    {
+        var clock = new TestClock();
+        await using var server = await TestHomeserver.StartAsync(engine, extraYaml: TestHomeserver.OpenRegistration + "erase_delay: 30d\n", clock: clock);
+        await Accounts.UserStoreSeed.AdminAsync(server, "root");
+        var root = server.NewClient();
+        await root.LoginAsync("root");
+        var alice = await server.RegisterAsync("alice");
+        var bob = await server.RegisterAsync("bob");
+        var dave = await server.RegisterAsync("dave");
+        var roomId = await bob.CreateRoomAsync(new JsonObject { ["preset"] = "public_chat" });
+        await alice.JoinAsync(roomId);
+        var id = (await alice.SendEventAsync(roomId, "m.room.message", new JsonObject { ["msgtype"] = "m.text", ["body"] = "zq-delayed" })).Ok()["event_id"]!.GetValue<string>();
+        (await alice.PutAsync($"/_matrix/client/v3/profile/{alice.UserId}/displayname", new JsonObject { ["displayname"] = "zq-alice-name" })).Ok();
+        var carol = await server.RegisterAsync("carol");
+        var carolRoom = await bob.CreateRoomAsync(new JsonObject { ["preset"] = "public_chat" });
+        await carol.JoinAsync(carolRoom);
+        await carol.SendTextAsync(carolRoom, "zq-carol");
+        (await carol.PutAsync($"/_matrix/client/v3/profile/{carol.UserId}/displayname", new JsonObject { ["displayname"] = "zq-carol-name" })).Ok();
+
+        (await root.PostAsync("/_synapse/admin/v1/deactivate/" + alice.UserId, new JsonObject { ["erase"] = true })).Ok();
+        (await root.PostAsync("/_synapse/admin/v1/deactivate/" + carol.UserId, new JsonObject { ["erase"] = true })).Ok();
+        await dave.JoinAsync(roomId);
+        Assert.Empty((await dave.GetAsync($"/_matrix/client/v3/rooms/{roomId}/event/{id}")).Ok()["content"]!.AsObject());
+        Assert.Equal("zq-alice-name", (await root.GetAsync("/_synapse/admin/v2/users/" + alice.UserId)).Ok()["displayname"]!.GetValue<string>());
+
+        // Within the grace period, reactivating Alice cancels her erasure: newcomers see her messages again.
+        (await root.PutAsync("/_synapse/admin/v2/users/" + alice.UserId, new JsonObject { ["deactivated"] = false, ["password"] = "a fresh long password" })).Ok();
+        Assert.Equal("zq-delayed", (await dave.GetAsync($"/_matrix/client/v3/rooms/{roomId}/event/{id}")).Ok()["content"]!["body"]!.GetValue<string>());
+        await server.NewClient().LoginAsync("alice", "a fresh long password");
+
+        // Carol's grace period ends: her data goes, for good.
+        clock.Advance(TimeSpan.FromDays(29));
+        Assert.Equal(0, (await root.PostAsync("/_lethe/admin/v1/privacy/gc", new JsonObject())).Ok()["erasures_completed"]!.GetValue<long>());
+        clock.Advance(TimeSpan.FromDays(2));
+        Assert.Equal(1, (await root.PostAsync("/_lethe/admin/v1/privacy/gc", new JsonObject())).Ok()["erasures_completed"]!.GetValue<long>());
+        Assert.Null((await root.GetAsync("/_synapse/admin/v2/users/" + carol.UserId)).Ok()["displayname"]);
+        (await root.PutAsync("/_synapse/admin/v2/users/" + carol.UserId, new JsonObject { ["deactivated"] = false, ["password"] = "a fresh long password" }))
+            .Error(HttpStatusCode.Forbidden, "M_FORBIDDEN");
+    }
+}
+
+public sealed class SqliteEraseDelayTests() : EraseDelayTests(DatabaseEngine.Sqlite);
+
+public sealed class PostgresEraseDelayTests() : EraseDelayTests(DatabaseEngine.Postgres);
