@@ -80,15 +80,9 @@ public static class PrivacyEndpoints
         var devices = new JsonArray();
         foreach (var d in await hs.Devices.ListAsync(userId, ct))
         {
-            devices.Add(new JsonObject
-            {
-                ["device_id"] = d.DeviceId,
-                ["display_name"] = d.DisplayName,
-                ["last_seen_ts"] = d.LastSeenTs,
-                ["last_seen_ip"] = d.LastSeenIp,
-                ["last_seen_user_agent"] = d.LastSeenUserAgent,
-                ["ip_deleted_after_ts"] = d.LastSeenTs is { } seen && config.UserIpsMaxAge is { } maxAge && (d.LastSeenIp ?? d.LastSeenUserAgent) is not null ? seen + maxAge : null,
-            });
+            var device = UserExport.DeviceJson(d);
+            device["ip_deleted_after_ts"] = d.LastSeenTs is { } seen && config.UserIpsMaxAge is { } maxAge && (d.LastSeenIp ?? d.LastSeenUserAgent) is not null ? seen + maxAge : null;
+            devices.Add(device);
         }
 
         var rooms = new JsonArray();

@@ -78,15 +78,7 @@ public sealed class UserExport(HomeserverServices hs)
         var devices = new JsonArray();
         foreach (var d in await hs.Devices.ListAsync(userId, ct))
         {
-            devices.Add(new JsonObject
-            {
-                ["device_id"] = d.DeviceId,
-                ["display_name"] = d.DisplayName,
-                ["created_ts"] = d.CreatedTs,
-                ["last_seen_ts"] = d.LastSeenTs,
-                ["last_seen_ip"] = d.LastSeenIp,
-                ["last_seen_user_agent"] = d.LastSeenUserAgent,
-            });
+            devices.Add(DeviceJson(d));
         }
 
         var global = new JsonObject();
@@ -148,6 +140,17 @@ public sealed class UserExport(HomeserverServices hs)
     /// file first and is copied in afterwards, because a zip archive written to a non-seekable stream takes one entry
     /// at a time.
     /// </summary>
+    /// <summary>A device as the export and the privacy report show it: no tokens or keys, its last IP and user agent.</summary>
+    public static JsonObject DeviceJson(DeviceRecord d) => new()
+    {
+        ["device_id"] = d.DeviceId,
+        ["display_name"] = d.DisplayName,
+        ["created_ts"] = d.CreatedTs,
+        ["last_seen_ts"] = d.LastSeenTs,
+        ["last_seen_ip"] = d.LastSeenIp,
+        ["last_seen_user_agent"] = d.LastSeenUserAgent,
+    };
+
     /// <summary>The user's pushers, without their pushkeys (device tokens for the push gateway, a secret of the app).</summary>
     private async Task<JsonArray> PushersAsync(string userId, CancellationToken ct)
     {
