@@ -78,6 +78,7 @@ public static class MembershipEndpoints
             var requester = await hs.Auth.RequireAsync(ctx);
             var roomId = await ResolveAsync(hs, ctx.Route("roomIdOrAlias"), ctx.RequestAborted);
             var body = await JsonBody.ReadOptionalObjectAsync(ctx);
+            await hs.Consent.RequireAsync(requester.UserId, ctx.RequestAborted);
             await hs.Memberships.ChangeAsync(requester, roomId, requester.UserId, Membership.Knock, body.OptionalString("reason", 4096), null, ctx.RequestAborted);
             return new JsonObject { ["room_id"] = roomId };
         });
@@ -157,6 +158,7 @@ public static class MembershipEndpoints
         var body = await JsonBody.ReadObjectAsync(ctx);
         var target = body.RequiredString("user_id", 255);
         var reason = body.OptionalString("reason", 4096);
+        await hs.Consent.RequireAsync(requester.UserId, ctx.RequestAborted);
         if (action == Membership.Invite)
         {
             hs.RateLimiter.Take("rc_invites.per_issuer", requester.UserId);

@@ -31,11 +31,22 @@ public abstract class ConsentTests(DatabaseEngine engine)
         await using var server = await TestHomeserver.StartAsync(engine, extraYaml: TestHomeserver.OpenRegistration + Config, resources: "client, consent");
         var bob = await server.RegisterAsync("bob");
 
+        var root = server.NewClient();
+        await Accounts.UserStoreSeed.AdminAsync(server, "root");
+        await root.LoginAsync("root");
+        await server.Host.Services.Consent.RecordAsync(root.UserId, "1.0", CancellationToken.None);
+        var other = await root.CreateRoomAsync(new JsonObject { ["preset"] = "public_chat" });
         var blocked = await bob.PostAsync("/_matrix/client/v3/createRoom", new JsonObject());
         blocked.Error(HttpStatusCode.Forbidden, "M_CONSENT_NOT_GIVEN");
         var consentUri = blocked.Body["consent_uri"]!.GetValue<string>();
         Assert.Contains("/_matrix/consent?u=bob&h=", consentUri, StringComparison.Ordinal);
         Assert.Contains(consentUri, blocked.Body["error"]!.GetValue<string>(), StringComparison.Ordinal);
+
+        // Joining, knocking and inviting are blocked too; a user who agreed (root) is not.
+        (await bob.PostAsync($"/_matrix/client/v3/join/{Uri.EscapeDataString(other)}", new JsonObject())).Error(HttpStatusCode.Forbidden, "M_CONSENT_NOT_GIVEN");
+        (await bob.PostAsync($"/_matrix/client/v3/knock/{Uri.EscapeDataString(other)}", new JsonObject())).Error(HttpStatusCode.Forbidden, "M_CONSENT_NOT_GIVEN");
+        (await bob.PostAsync($"/_matrix/client/v3/rooms/{Uri.EscapeDataString(other)}/invite", new JsonObject { ["user_id"] = root.UserId })).Error(HttpStatusCode.Forbidden, "M_CONSENT_NOT_GIVEN");
+        await root.SendTextAsync(other, "root agreed and can talk");
 
         // Syncing brings the server notice with the link; joining the notices room is allowed.
         var invite = (await bob.SyncAsync())["rooms"]!["invite"]!.AsObject().Single();
