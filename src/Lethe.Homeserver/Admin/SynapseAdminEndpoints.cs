@@ -374,17 +374,7 @@ public static class SynapseAdminEndpoints
                 break;
             }
 
-            var (n, orphans) = await hs.Database.WriteAsync(async tx =>
-            {
-                var orphaned = await hs.Media.Store.ReleaseReferencesAsync(tx, batch);
-                return (await hs.Retention.PurgeAsync(tx, roomId, batch), orphaned);
-            }, ct);
-            purged += n;
-            await hs.Media.DeleteOrphansAsync(orphans, ct);
-            foreach (var id in batch)
-            {
-                hs.Events.Forget(id);
-            }
+            purged += await hs.RoomPurge.DeleteEventsAsync(roomId, batch, ct);
         }
 
         if (purged > 0)

@@ -42,6 +42,27 @@ public sealed class RoomPurge(HomeserverServices hs)
         await hs.RoomStore.SetPublicAsync(roomId, false, ct);
     }
 
+    /// <summary>
+    /// Deletes a batch of a room's events and every row derived from them in one transaction, then the media only they
+    /// named, and forgets them from the event cache; returns how many were deleted. Room deletion and admin history
+    /// purges share it.
+    /// </summary>
+    public async Task<int> DeleteEventsAsync(string roomId, IReadOnlyList<string> batch, CancellationToken ct)
+    {
+        var (deleted, orphans) = await hs.Database.WriteAsync(async tx =>
+        {
+            var orphaned = await hs.Media.Store.ReleaseReferencesAsync(tx, batch);
+            return (await hs.Retention.PurgeAsync(tx, roomId, batch), orphaned);
+        }, ct);
+        await hs.Media.DeleteOrphansAsync(orphans, ct);
+        foreach (var id in batch)
+        {
+            hs.Events.Forget(id);
+        }
+
+        return deleted;
+    }
+
     /// <summary>Deletes the room and everything about it; returns the number of events deleted.</summary>
     public async Task<long> PurgeAsync(string roomId, CancellationToken ct)
     {
@@ -54,14 +75,7 @@ public sealed class RoomPurge(HomeserverServices hs)
                 break;
             }
 
-            var (n, orphans) = await hs.Database.WriteAsync(async tx =>
-            {
-                var orphaned = await hs.Media.Store.ReleaseReferencesAsync(tx, batch);
-                return (await hs.Retention.PurgeAsync(tx, roomId, batch), orphaned);
-            }, ct);
-            deleted += n;
-            await hs.Media.DeleteOrphansAsync(orphans, ct);
-            batch.ForEach(hs.Events.Forget);
+            deleted += await DeleteEventsAsync(roomId, batch, ct);
         }
 
         using (await hs.Pipeline.LockAsync(roomId, ct))
