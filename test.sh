@@ -24,6 +24,10 @@ install_packages() {
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
+# Set when this script started PostgreSQL, so that it also stops it cleanly at the end: a cluster left running
+# when the machine is torn down needs crash recovery (an fsync of every file) at the next start.
+started_postgres=""
+
 start_postgres() {
   [ -n "${LETHE_TEST_POSTGRES:-}" ] && return 0   # the caller brings its own
   command -v pg_lsclusters >/dev/null || { log "PostgreSQL is not installed; its tests will skip"; return 0; }
@@ -36,22 +40,42 @@ start_postgres() {
   set -- $cluster
   if [ "$4" != "online" ]; then
     log "starting PostgreSQL $1/$2"
-    as_root pg_ctlcluster "$1" "$2" start || { log "could not start PostgreSQL"; return 0; }
+    # Crash recovery of a cluster that was not shut down can take minutes: give pg_ctl ten of them instead of
+    # its default one, and wait for connections below even if it gave up waiting itself.
+    as_root pg_ctlcluster "$1" "$2" start -- -t 600 || log "pg_ctl reported a failure; waiting for PostgreSQL anyway"
+    started_postgres="$1 $2"
   fi
-  for _ in $(seq 1 50); do
-    as_root su postgres -c "pg_isready -q -p $3" && break
-    sleep 0.2
+  local ready=""
+  for _ in $(seq 1 600); do
+    as_root su postgres -c "pg_isready -q -p $3" && { ready=1; break; }
+    sleep 1
   done
+  [ -n "$ready" ] || { log "PostgreSQL did not accept connections within 10 minutes"; return 0; }
+  # Every PostgreSQL test makes its own schema; starting from a new database each run keeps the cluster small
+  # (hundreds of thousands of files left by earlier runs made a crash recovery outlast pg_ctl's wait).
   as_root su postgres -c "psql -q -p $3 -v ON_ERROR_STOP=1" >/dev/null <<'SQL' || log "could not create the test role"
+SET client_min_messages = warning;
+ALTER SYSTEM SET recovery_init_sync_method = 'syncfs';
 DO $$ BEGIN
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'lethe_test') THEN
     CREATE ROLE lethe_test LOGIN PASSWORD 'lethe_test' CREATEDB;
   END IF;
 END $$;
-SELECT 'CREATE DATABASE lethe_test OWNER lethe_test ENCODING ''UTF8'' TEMPLATE template0'
-  WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'lethe_test') \gexec
+DROP DATABASE IF EXISTS lethe_test WITH (FORCE);
+CREATE DATABASE lethe_test OWNER lethe_test ENCODING 'UTF8' TEMPLATE template0;
 SQL
   export LETHE_TEST_POSTGRES="Host=127.0.0.1;Port=$3;Username=lethe_test;Password=lethe_test;Database=lethe_test;Timeout=5"
+  postgres_port=$3
+}
+
+# Drops what the run left in PostgreSQL and, when this script started the cluster, shuts it down cleanly.
+stop_postgres() {
+  [ -n "${postgres_port:-}" ] || return 0
+  as_root su postgres -c "psql -q -p $postgres_port -c 'DROP DATABASE IF EXISTS lethe_test WITH (FORCE)'" >/dev/null 2>&1
+  if [ -n "$started_postgres" ]; then
+    # shellcheck disable=SC2086
+    as_root pg_ctlcluster $started_postgres stop >/dev/null 2>&1 || log "could not stop PostgreSQL"
+  fi
 }
 
 # The js-sdk E2EE interop test (tests/interop/js-sdk) needs Node and its npm packages (install scripts off: .npmrc).
@@ -76,6 +100,7 @@ log "building and running tests"
 # A hung test must fail the run, not stall CI: the test host is killed after 5 minutes without progress.
 dotnet test Lethe.slnx -c Release --nologo --blame-hang-timeout 5m "$@" 2>&1 | tee "$results/test.log"
 rc=${PIPESTATUS[0]}
+stop_postgres
 
 summary=$(grep -E '^(Passed|Failed)!  - ' "$results/test.log" \
   | sed -E 's/.*Failed: *([0-9]+), Passed: *([0-9]+), Skipped: *([0-9]+).*/\2 \1 \3/' \

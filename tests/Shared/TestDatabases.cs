@@ -13,15 +13,27 @@ public static class TestDatabases
 
     private static readonly Lazy<string?> PostgresProblem = new(() =>
     {
-        try
+        // Where PostgreSQL is required it may still be finishing a recovery ("the database system is starting
+        // up"): keep trying for a while before failing every PostgreSQL test at once.
+        var deadline = DateTime.UtcNow + (Environment.GetEnvironmentVariable("LETHE_REQUIRE_POSTGRES") == "1"
+            ? TimeSpan.FromMinutes(2) : TimeSpan.Zero);
+        while (true)
         {
-            using var conn = new NpgsqlConnection(PostgresConnectionString);
-            conn.Open();
-            return null;
-        }
-        catch (Exception e) when (e is NpgsqlException or System.Net.Sockets.SocketException or TimeoutException or InvalidOperationException)
-        {
-            return e.Message;
+            try
+            {
+                using var conn = new NpgsqlConnection(PostgresConnectionString);
+                conn.Open();
+                return null;
+            }
+            catch (Exception e) when (e is NpgsqlException or System.Net.Sockets.SocketException or TimeoutException or InvalidOperationException)
+            {
+                if (DateTime.UtcNow >= deadline)
+                {
+                    return e.Message;
+                }
+
+                Thread.Sleep(1000);
+            }
         }
     });
 
