@@ -226,7 +226,9 @@ public sealed partial class PushDelivery : IAsyncDisposable
                 return;
             }
 
-            if (status is { } failed && (int)failed is >= 400 and < 500 && failed != HttpStatusCode.TooManyRequests)
+            // Redirects are not followed (the gateway's address was checked when the pusher was set, the target of a
+            // redirect was not) and asking again would get the same answer: like a 4xx, the notification is dropped.
+            if (status is { } failed && (int)failed is >= 300 and < 500 && failed != HttpStatusCode.TooManyRequests)
             {
                 LogRefused(_logger, pusher.AppId, (int)failed);
                 return;

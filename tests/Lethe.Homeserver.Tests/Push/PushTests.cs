@@ -403,6 +403,18 @@ public abstract class PushTests(DatabaseEngine engine) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AGatewayRedirectIsNotFollowedNorRetried()
+    {
+        var roomId = await SharedRoomAsync();
+        (await SetPusherAsync(Bob, "key-moved", new JsonObject { ["url"] = Gateway.MovedUrl })).Ok();
+        await SendAsync(Alice, roomId, Text("where did you go"));
+        await Poll.UntilAsync(() => Task.FromResult(Gateway.RedirectAttempts > 0), Wait, "the moved gateway is asked");
+        Assert.True(await Server.Host.Services.Push.Delivery!.IdleAsync(Wait), "a redirect ends the delivery instead of retrying it");
+        Assert.Equal(1, Gateway.RedirectAttempts);
+        Assert.Empty(Gateway.Received); // the redirect's target, an address nobody checked, is never called
+    }
+
+    [Fact]
     public async Task EventIdOnlyAndEncryptedRoomsSendNoContent()
     {
         var roomId = await SharedRoomAsync();

@@ -24,11 +24,17 @@ public sealed class TestPushGateway : IAsyncDisposable
     /// <summary>Attempts answered (including failures).</summary>
     public int Attempts;
 
+    /// <summary>Requests answered with a redirect at <see cref="MovedUrl"/>.</summary>
+    public int RedirectAttempts;
+
     /// <summary>Pushkeys to answer as rejected.</summary>
     public ConcurrentBag<string> Reject { get; } = [];
 
     /// <summary>The notify URL.</summary>
     public string NotifyUrl { get; private set; } = "";
+
+    /// <summary>A notify URL that answers 307 to <see cref="NotifyUrl"/>.</summary>
+    public string MovedUrl { get; private set; } = "";
 
     /// <summary>Answers the next <paramref name="n"/> requests with 500.</summary>
     public void FailNext(int n) => Interlocked.Exchange(ref _failuresLeft, n);
@@ -43,6 +49,15 @@ public sealed class TestPushGateway : IAsyncDisposable
         var gateway = new TestPushGateway(app);
         app.MapPost("/_matrix/push/v1/notify", async (HttpContext ctx) =>
         {
+            if (ctx.Request.Query.ContainsKey("moved"))
+            {
+                // A gateway that moved: answers with a redirect to the real one.
+                Interlocked.Increment(ref gateway.RedirectAttempts);
+                ctx.Response.StatusCode = 307;
+                ctx.Response.Headers.Location = gateway.NotifyUrl;
+                return;
+            }
+
             Interlocked.Increment(ref gateway.Attempts);
             var chunked = ctx.Request.Headers.TransferEncoding.ToString().Contains("chunked", StringComparison.OrdinalIgnoreCase);
             var length = ctx.Request.ContentLength;
@@ -70,6 +85,7 @@ public sealed class TestPushGateway : IAsyncDisposable
         await app.StartAsync();
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         gateway.NotifyUrl = address.TrimEnd('/') + "/_matrix/push/v1/notify";
+        gateway.MovedUrl = gateway.NotifyUrl + "?moved=1";
         return gateway;
     }
 

@@ -84,23 +84,8 @@ async function login(userId, name) {
   });
 }
 
-/**
- * The SDK will not start without push rules. A server without the push rules API (it arrives with its own feature) gets
- * an empty rule set here; a server that serves them is used as is.
- */
-async function fetchWithPushRulesFallback(input, init) {
-  const response = await fetch(input, init);
-  const url = input instanceof URL ? input.href : typeof input === "string" ? input : input.url;
-  if (response.status === 404 && new URL(url).pathname.endsWith("/pushrules/")) {
-    const empty = { global: { override: [], content: [], room: [], sender: [], underride: [] } };
-    return new Response(JSON.stringify(empty), { status: 200, headers: { "content-type": "application/json" } });
-  }
-  return response;
-}
-
 async function startClient(session) {
   const client = sdk.createClient({
-    fetchFn: fetchWithPushRulesFallback,
     baseUrl,
     userId: session.user_id,
     deviceId: session.device_id,
