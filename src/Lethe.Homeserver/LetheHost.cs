@@ -102,7 +102,15 @@ public sealed partial class LetheHost : IAsyncDisposable
     internal static async Task<LetheHost> StartAsync(HomeserverConfig config, Action<ILoggingBuilder>? logging, Action<IEndpointRouteBuilder>? extraEndpoints, TimeProvider clock, CancellationToken ct)
     {
         var signingKey = SigningKeyFile.LoadOrCreate(config.SigningKeyPath);
-        Directory.CreateDirectory(config.MediaStorePath);
+        try
+        {
+            Directory.CreateDirectory(config.MediaStorePath);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new ConfigException("media_store_path", $"cannot create the folder '{config.MediaStorePath}': {e.Message.TrimEnd('.')}");
+        }
+
         var database = await Database.OpenAsync(config.Database, ct);
         try
         {

@@ -136,6 +136,7 @@ public static class ConfigLoader
         {
             RequireFile("tls_certificate_path", tlsCert, "a listener has tls: true");
             RequireFile("tls_private_key_path", tlsKey, "a listener has tls: true");
+            CheckTlsPair(tlsCert!, tlsKey!, warnings);
         }
 
         var federationVerify = root.Bool("federation_verify_certificates", true);
@@ -154,6 +155,11 @@ public static class ConfigLoader
         for (var i = 0; i < appServiceFiles.Count; i++)
         {
             RequireFile($"app_service_config_files[{i}]", appServiceFiles[i], "it is listed");
+        }
+
+        if (appServiceFiles.Count > 0)
+        {
+            warnings.Add($"app_service_config_files: application services are not supported yet; the {appServiceFiles.Count} registration file(s) listed are not loaded and their bridges will not work");
         }
 
         var config = new HomeserverConfig
@@ -595,7 +601,18 @@ public static class ConfigLoader
             {
                 foreach (var keyId in vk.Keys())
                 {
-                    keys[keyId] = vk.RequiredString(keyId);
+                    var key = vk.RequiredString(keyId);
+                    if (!keyId.StartsWith("ed25519:", StringComparison.Ordinal) || keyId.Length == "ed25519:".Length)
+                    {
+                        throw new ConfigException(vk.KeyPath(keyId), $"'{keyId}' is not an ed25519 key ID (ed25519:<version>)");
+                    }
+
+                    if (!Lethe.Protocol.Crypto.Base64Unpadded.TryDecode(key, out var bytes) || bytes.Length != 32)
+                    {
+                        throw new ConfigException(vk.KeyPath(keyId), "must be an ed25519 public key: 32 bytes in unpadded Base64");
+                    }
+
+                    keys[keyId] = key;
                 }
             }
 
@@ -614,6 +631,28 @@ public static class ConfigLoader
         }
 
         return result;
+    }
+
+    /// <summary>Loads the listener certificate once at start-up so that a bad PEM file is a configuration error naming the key.</summary>
+    private static void CheckTlsPair(string certPath, string keyPath, List<string> warnings)
+    {
+        System.Security.Cryptography.X509Certificates.X509Certificate2 certificate;
+        try
+        {
+            certificate = System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPemFile(certPath, keyPath);
+        }
+        catch (Exception e) when (e is System.Security.Cryptography.CryptographicException or ArgumentException or IOException or UnauthorizedAccessException)
+        {
+            throw new ConfigException("tls_certificate_path", $"cannot load the certificate '{certPath}' with the private key tls_private_key_path '{keyPath}': {e.Message.TrimEnd('.')}");
+        }
+
+        using (certificate)
+        {
+            if (certificate.NotAfter < DateTime.Now)
+            {
+                warnings.Add($"tls_certificate_path: the certificate expired on {certificate.NotAfter:yyyy-MM-dd}; clients will refuse the connection");
+            }
+        }
     }
 
     private static void RequireFile(string key, string? path, string why)

@@ -16,29 +16,36 @@ public static class SigningKeyFile
             {
                 return SigningKey.ParseSynapseKeyFile(File.ReadAllText(path));
             }
-            catch (FormatException e)
+            catch (Exception e) when (e is FormatException or IOException or UnauthorizedAccessException)
             {
                 throw new ConfigException("signing_key_path", $"'{path}' is not a signing key file: {e.Message}");
             }
         }
 
         var key = SigningKey.Generate();
-        var dir = Path.GetDirectoryName(Path.GetFullPath(path));
-        if (!string.IsNullOrEmpty(dir))
+        try
         {
-            Directory.CreateDirectory(dir);
-        }
+            var dir = Path.GetDirectoryName(Path.GetFullPath(path));
+            if (!string.IsNullOrEmpty(dir))
+            {
+                Directory.CreateDirectory(dir);
+            }
 
-        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
-        if (!OperatingSystem.IsWindows())
-        {
-            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-        }
+            var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
+            if (!OperatingSystem.IsWindows())
+            {
+                options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+            }
 
-        using (var stream = new FileStream(path, options))
-        using (var writer = new StreamWriter(stream))
+            using (var stream = new FileStream(path, options))
+            using (var writer = new StreamWriter(stream))
+            {
+                writer.Write(key.ToSynapseKeyFile());
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            writer.Write(key.ToSynapseKeyFile());
+            throw new ConfigException("signing_key_path", $"cannot write a new signing key to '{path}': {e.Message.TrimEnd('.')}");
         }
 
         return key;

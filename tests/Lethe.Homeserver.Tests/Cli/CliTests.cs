@@ -120,6 +120,87 @@ public sealed class CliTests
         Assert.Equal(0, await lethe.WaitForExitAsync(StopBudget));
     }
 
+    /// <summary>A self-signed certificate for 127.0.0.1, written as PEM files the way an operator's certbot output looks.</summary>
+    private static (string Cert, string Key, byte[] Der) WriteSelfSignedPem(string dir)
+    {
+        using var rsa = System.Security.Cryptography.RSA.Create(2048);
+        var request = new System.Security.Cryptography.X509Certificates.CertificateRequest(
+            "CN=127.0.0.1", rsa, System.Security.Cryptography.HashAlgorithmName.SHA256, System.Security.Cryptography.RSASignaturePadding.Pkcs1);
+        var san = new System.Security.Cryptography.X509Certificates.SubjectAlternativeNameBuilder();
+        san.AddIpAddress(IPAddress.Loopback);
+        request.CertificateExtensions.Add(san.Build());
+        using var cert = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(30));
+        var certPath = Path.Combine(dir, "tls.crt");
+        var keyPath = Path.Combine(dir, "tls.key");
+        File.WriteAllText(certPath, cert.ExportCertificatePem());
+        File.WriteAllText(keyPath, rsa.ExportPkcs8PrivateKeyPem());
+        return (certPath, keyPath, cert.RawData);
+    }
+
+    [Fact]
+    public async Task ATlsListenerServesHttpsWithTheConfiguredCertificate()
+    {
+        var dir = TestHomeserver.NewTempDir();
+        var (cert, key, der) = WriteSelfSignedPem(dir);
+        var configPath = Path.Combine(dir, "hs.yaml");
+        await File.WriteAllTextAsync(configPath, $"""
+            server_name: tls.test
+            tls_certificate_path: {cert}
+            tls_private_key_path: {key}
+            listeners: [{"{"}port: 0, tls: true, bind_addresses: ['127.0.0.1'], resources: [{"{"}names: [client, federation]{"}"}]{"}"}]
+            database: {"{"}name: sqlite3, args: {"{"}database: {dir}/hs.db{"}"}{"}"}
+            signing_key_path: {dir}/tls.test.key
+            media_store_path: {dir}/media
+            """);
+        await using var lethe = LetheProcess.Start(dir, "serve", "--config", configPath);
+        var url = await lethe.WaitForUrlAsync(StartTimeout);
+        Assert.Equal("https", url.Scheme);
+
+        byte[]? presented = null;
+        using var handler = new HttpClientHandler
+        {
+            ServerCertificateCustomValidationCallback = (_, c, _, _) =>
+            {
+                presented = c?.RawData;
+                return presented is not null && presented.AsSpan().SequenceEqual(der);
+            },
+        };
+        using var https = new HttpClient(handler) { BaseAddress = url };
+        var versions = JsonNode.Parse(await https.GetStringAsync("/_matrix/client/versions"))!;
+        Assert.IsType<JsonArray>(versions["versions"]);
+        Assert.Equal(der, presented); // the operator's certificate, not a development one
+
+        lethe.Terminate();
+        Assert.Equal(0, await lethe.WaitForExitAsync(StopBudget));
+    }
+
+    [Fact]
+    public async Task UnusableFilesAndFoldersRefuseToStartAndNameTheKey()
+    {
+        var dir = TestHomeserver.NewTempDir();
+        var (cert, key, _) = WriteSelfSignedPem(dir);
+        var notPem = Path.Combine(dir, "not-a-certificate.pem");
+        await File.WriteAllTextAsync(notPem, "this is not a certificate\n");
+        var aFile = Path.Combine(dir, "a-file");
+        await File.WriteAllTextAsync(aFile, "x");
+        var basics = $"server_name: files.test\ndatabase: {{name: sqlite3, args: {{database: {dir}/hs.db}}}}\nlisteners: [{{port: 0, tls: true, bind_addresses: ['127.0.0.1']}}]\n";
+
+        async Task RefusedAsync(string yaml, string message)
+        {
+            var configPath = Path.Combine(dir, "bad.yaml");
+            await File.WriteAllTextAsync(configPath, basics + yaml);
+            var (code, _, stderr) = await LetheProcess.RunAsync(dir, "serve", "--config", configPath);
+            Assert.Equal(2, code);
+            Assert.Contains(message, stderr, StringComparison.Ordinal);
+            Assert.DoesNotContain("Unhandled exception", stderr, StringComparison.Ordinal);
+        }
+
+        await RefusedAsync($"tls_certificate_path: {notPem}\ntls_private_key_path: {key}\nsigning_key_path: {dir}/k\n", "tls_certificate_path: cannot load the certificate");
+        await RefusedAsync($"tls_certificate_path: {cert}\ntls_private_key_path: {notPem}\nsigning_key_path: {dir}/k\n", "tls_certificate_path: cannot load the certificate");
+        await RefusedAsync($"tls_certificate_path: {cert}\ntls_private_key_path: {key}\nsigning_key_path: {dir}/k\nmedia_store_path: {aFile}/media\n", "media_store_path: cannot create the folder");
+        await RefusedAsync($"tls_certificate_path: {cert}\ntls_private_key_path: {key}\nsigning_key_path: {aFile}/signing.key\n", "signing_key_path: cannot write a new signing key");
+    }
+
     [Theory]
     [InlineData("listeners: [{port: 99999}]", "listeners[0].port: must be between 0 and 65535")]
     [InlineData("database: {name: oracle}", "database.name: must be sqlite3 or psycopg2")]

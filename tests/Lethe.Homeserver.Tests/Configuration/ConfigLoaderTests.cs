@@ -1,4 +1,5 @@
 using Lethe.Homeserver.Configuration;
+using Lethe.Homeserver.Tests.Infrastructure;
 using Lethe.Storage;
 using Npgsql;
 
@@ -157,6 +158,16 @@ public class ConfigLoaderTests
     }
 
     [Fact]
+    public void ListedApplicationServicesAreWarnedAboutUntilTheyAreSupported()
+    {
+        var file = Path.Combine(TestHomeserver.NewTempDir(), "bridge.yaml");
+        File.WriteAllText(file, "id: bridge\n");
+        var c = Load(Minimal + $"app_service_config_files: ['{file}']\n");
+        Assert.Contains(c.Warnings, w => w.StartsWith("app_service_config_files: application services are not supported yet", StringComparison.Ordinal));
+        Assert.Empty(Load(Minimal + "app_service_config_files: []\n").Warnings);
+    }
+
+    [Fact]
     public void MatrixOrgAsKeyNotaryIsWarnedAbout()
     {
         var c = Load(Minimal + "trusted_key_servers:\n  - server_name: matrix.org\n    verify_keys:\n      'ed25519:auto': Noi6WqcDj0QmPxCNQqgezwTlBKrfqehY1u2FyWP9uYw\n");
@@ -189,6 +200,9 @@ public class ConfigLoaderTests
     [InlineData(Minimal + "retention:\n  purge_jobs:\n    - shortest_max_lifetime: 1d", "retention.purge_jobs[0].interval: is required")]
     [InlineData(Minimal + "app_service_config_files: ['/nonexistent/bridge.yaml']", "app_service_config_files[0]: file '/nonexistent/bridge.yaml' does not exist")]
     [InlineData(Minimal + "trusted_key_servers:\n  - verify_keys: {}", "trusted_key_servers[0].server_name: is required")]
+    [InlineData(Minimal + "trusted_key_servers:\n  - server_name: keys.example.org\n    verify_keys: {'auto': Noi6WqcDj0QmPxCNQqgezwTlBKrfqehY1u2FyWP9uYw}", "trusted_key_servers[0].verify_keys.auto: 'auto' is not an ed25519 key ID")]
+    [InlineData(Minimal + "trusted_key_servers:\n  - server_name: keys.example.org\n    verify_keys: {'ed25519:a': 'not base64!'}", "trusted_key_servers[0].verify_keys.ed25519:a: must be an ed25519 public key")]
+    [InlineData(Minimal + "trusted_key_servers:\n  - server_name: keys.example.org\n    verify_keys: {'ed25519:a': 'AAAA'}", "trusted_key_servers[0].verify_keys.ed25519:a: must be an ed25519 public key")]
     [InlineData("server_name: [a, b]", "server_name: must be a string, not a list")]
     [InlineData("server_name: x\n  bad: indent", "(file): not valid YAML")]
     [InlineData("- just\n- a list", "(file): the top level must be a mapping")]
