@@ -165,8 +165,24 @@ public static class Thumbnailer
         }
     }
 
-    /// <summary>Whether libgd can be loaded on this machine.</summary>
-    public static bool Available => NativeLibrary.TryLoad(Lib, typeof(Thumbnailer).Assembly, null, out _);
+    /// <summary>
+    /// Whether libgd can be loaded on this machine. The probe unloads it again: libgd pulls in some twenty codec
+    /// libraries (HEIF, AVIF, AV1, x265...) worth ~5 MiB of resident memory, which a server that never makes a
+    /// thumbnail should not carry. The first thumbnail loads it for good.
+    /// </summary>
+    public static bool Available
+    {
+        get
+        {
+            if (!NativeLibrary.TryLoad(Lib, typeof(Thumbnailer).Assembly, null, out var handle))
+            {
+                return false;
+            }
+
+            NativeLibrary.Free(handle);
+            return true;
+        }
+    }
 
     // struct gdImage starts with `unsigned char **pixels; int sx; int sy;`.
     private static readonly int SxOffset = IntPtr.Size;
