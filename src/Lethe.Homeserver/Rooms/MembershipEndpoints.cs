@@ -88,14 +88,14 @@ public static class MembershipEndpoints
         {
             var requester = await hs.Auth.RequireAsync(ctx);
             var roomId = ctx.Route("roomId");
+            var only = MembershipFilter(ctx.Query("membership"), "membership");
+            var not = MembershipFilter(ctx.Query("not_membership"), "not_membership");
             var state = await hs.Access.VisibleStateAsync(requester.UserId, roomId, ctx.RequestAborted);
             if (ctx.Query("at") is { } at)
             {
                 state = await StateAtTokenAsync(hs, requester.UserId, roomId, at, state, ctx.RequestAborted);
             }
 
-            var only = ctx.Query("membership");
-            var not = ctx.Query("not_membership");
             var members = await hs.Events.GetManyAsync(state.Where(kv => kv.Key.Type == EventTypes.Member).Select(kv => kv.Value), ctx.RequestAborted);
             var chosen = members.Values
                 .Where(e => (only is null || e.Pdu.Membership == only) && (not is null || e.Pdu.Membership != not))
@@ -202,14 +202,31 @@ public static class MembershipEndpoints
         return (await hs.RoomStore.GetAliasAsync(roomIdOrAlias, ct))?.RoomId ?? throw MatrixException.NotFound($"Room alias {roomIdOrAlias} not found");
     }
 
-    /// <summary>The membership part of the room state as of a sync or pagination token (for <c>/members?at=</c>).</summary>
-    private static async Task<IReadOnlyDictionary<StateKey, string>> StateAtTokenAsync(HomeserverServices hs, string userId, string roomId, string at, IReadOnlyDictionary<StateKey, string> fallback, CancellationToken ct)
+    private static string? MembershipFilter(string? value, string name) =>
+        value is null or Membership.Join or Membership.Invite or Membership.Knock or Membership.Leave or Membership.Ban
+            ? value
+            : throw MatrixException.InvalidParam($"'{name}' must be one of join, invite, knock, leave, ban");
+
+    /// <summary>
+    /// The room state as of a sync or pagination token (for <c>/members?at=</c>). <paramref name="visible"/> is what the
+    /// requester may see now: for a former member, the state when they left, so a token from after their leave gets
+    /// that state and not the room's later membership.
+    /// </summary>
+    private static async Task<IReadOnlyDictionary<StateKey, string>> StateAtTokenAsync(HomeserverServices hs, string userId, string roomId, string at, IReadOnlyDictionary<StateKey, string> visible, CancellationToken ct)
     {
         var position = Sync.SyncToken.EventsPositionOf(at) ?? throw MatrixException.InvalidParam("Invalid 'at' token");
+        var snap = await hs.Snapshots.GetAsync(roomId, ct);
+        if (snap is not null && snap.MembershipOf(userId) != Membership.Join && !await hs.Access.IsWorldReadableAsync(snap, ct)
+            && visible.TryGetValue(new StateKey(EventTypes.Member, userId), out var leaveId)
+            && await hs.Events.GetAsync(leaveId, ct) is { } leave && position >= leave.StreamOrdering)
+        {
+            return visible;
+        }
+
         var page = await hs.EventStore.RoomPageAsync(roomId, 0, position + 1, backwards: true, 1, ct);
         if (page.Count == 0)
         {
-            return fallback;
+            return visible;
         }
 
         var last = (await hs.Events.FromRowsAsync(page, ct))[0];

@@ -160,7 +160,7 @@ public sealed record RoomEventFilter : EventFilter
     /// <summary>Send only the member events of senders in view (lazy-loading members).</summary>
     public bool LazyLoadMembers { get; init; }
 
-    /// <summary>With lazy loading: send member events again even when the client should have them.</summary>
+    /// <summary>With lazy loading: send member events again even when the client should have them. Validated; Lethe keeps no record of what a device was sent, so incremental syncs always carry the timeline senders' member events.</summary>
     public bool IncludeRedundantMembers { get; init; }
 
     /// <summary>true: only events with a <c>url</c> in content; false: only without; null: either.</summary>

@@ -63,7 +63,8 @@ public sealed class SyncResponseBuilder(HomeserverServices hs, Requester request
                     }
 
                     break;
-                case Membership.Invite when membershipChangedSince && membershipEvent is not null:
+                // The spec: invites from ignored users are not sent to the client.
+                case Membership.Invite when membershipChangedSince && membershipEvent is not null && !_ignored.Contains(membershipEvent.Pdu.Sender):
                     invite[roomId] = new JsonObject { ["invite_state"] = new JsonObject { ["events"] = await StrippedStateAsync(roomId, membershipEvent) } };
                     break;
                 case Membership.Knock when membershipChangedSince && membershipEvent is not null:
@@ -189,6 +190,7 @@ public sealed class SyncResponseBuilder(HomeserverServices hs, Requester request
     /// </summary>
     private async Task<List<StoredEvent>> StateSectionAsync(string roomId, List<StoredEvent> timeline, bool full, bool limited, long since, long upTo)
     {
+        var lazy = filter.State.LazyLoadMembers || filter.Timeline.LazyLoadMembers;
         Dictionary<StateKey, string> state;
         if (full)
         {
@@ -222,16 +224,37 @@ public sealed class SyncResponseBuilder(HomeserverServices hs, Requester request
 
             state = at.Where(kv => !before.TryGetValue(kv.Key, out var old) || old != kv.Value).ToDictionary(kv => kv.Key, kv => kv.Value);
         }
+        else if (lazy && timeline.Count > 0)
+        {
+            state = [];
+        }
         else
         {
             return [];
         }
 
         var inTimeline = timeline.Select(e => e.EventId).ToHashSet(StringComparer.Ordinal);
-        if (filter.State.LazyLoadMembers || filter.Timeline.LazyLoadMembers)
+        if (lazy)
         {
-            var senders = timeline.Select(e => e.Pdu.Sender).Append(requester.UserId).ToHashSet(StringComparer.Ordinal);
+            var timelineSenders = timeline.Select(e => e.Pdu.Sender).ToHashSet(StringComparer.Ordinal);
+            var senders = timelineSenders.Append(requester.UserId).ToHashSet(StringComparer.Ordinal);
             state = state.Where(kv => kv.Key.Type != EventTypes.Member || senders.Contains(kv.Key.Key)).ToDictionary(kv => kv.Key, kv => kv.Value);
+            if (!full && timeline.Count > 0)
+            {
+                // An incremental sync: a lazy-loading client was only ever sent the members of earlier timelines, so this
+                // timeline's senders come with their member events (as of the timeline's start) even when those did not
+                // change. Lethe keeps no per-device record of what it sent, so with include_redundant_members false they
+                // may repeat; the spec has clients tolerate that.
+                var atStart = await hs.StateStore.GetGroupAsync(timeline[0].Row.StateGroup, ct);
+                foreach (var sender in timelineSenders)
+                {
+                    var key = new StateKey(EventTypes.Member, sender);
+                    if (atStart.TryGetValue(key, out var memberId))
+                    {
+                        state.TryAdd(key, memberId);
+                    }
+                }
+            }
         }
 
         var events = await hs.Events.GetManyAsync(state.Values.Where(id => !inTimeline.Contains(id)), ct);

@@ -1,15 +1,16 @@
 using System.Net;
 using System.Text.Json.Nodes;
 using Lethe.Homeserver.Tests.Infrastructure;
+using Lethe.Storage;
 
 namespace Lethe.Homeserver.Tests.Accounts;
 
 /// <summary>Login, tokens, logout, refresh, password change, deactivation, devices.</summary>
-public sealed class SessionTests : IAsyncLifetime
+public abstract class SessionTests(DatabaseEngine engine) : IAsyncLifetime
 {
     private TestHomeserver _server = null!;
 
-    public async ValueTask InitializeAsync() => _server = await TestHomeserver.StartAsync(extraYaml: TestHomeserver.OpenRegistration);
+    public async ValueTask InitializeAsync() => _server = await TestHomeserver.StartAsync(engine, extraYaml: TestHomeserver.OpenRegistration);
 
     public async ValueTask DisposeAsync() => await _server.DisposeAsync();
 
@@ -257,3 +258,7 @@ public sealed class SoftLogoutAndRateLimitTests
         Assert.True(limited.Raw.Headers.RetryAfter is not null, "Retry-After header");
     }
 }
+
+public sealed class SqliteSessionTests() : SessionTests(DatabaseEngine.Sqlite);
+
+public sealed class PostgresSessionTests() : SessionTests(DatabaseEngine.Postgres);

@@ -2,15 +2,16 @@ using System.Diagnostics;
 using System.Net;
 using System.Text.Json.Nodes;
 using Lethe.Homeserver.Tests.Infrastructure;
+using Lethe.Storage;
 
 namespace Lethe.Homeserver.Tests.Rooms;
 
 /// <summary>/messages, /context, history visibility, and /sync (initial, incremental, long-poll, sections).</summary>
-public sealed class HistoryAndSyncTests : IAsyncLifetime
+public abstract class HistoryAndSyncTests(DatabaseEngine engine) : IAsyncLifetime
 {
     private TestHomeserver _server = null!;
 
-    public async ValueTask InitializeAsync() => _server = await TestHomeserver.StartAsync(extraYaml: TestHomeserver.OpenRegistration);
+    public async ValueTask InitializeAsync() => _server = await TestHomeserver.StartAsync(engine, extraYaml: TestHomeserver.OpenRegistration);
 
     public async ValueTask DisposeAsync() => await _server.DisposeAsync();
 
@@ -208,6 +209,96 @@ public sealed class HistoryAndSyncTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task LazyLoadingSendsTheMemberEventsOfEachTimelinesSenders()
+    {
+        var alice = await _server.RegisterAsync("lara");
+        var bob = await _server.RegisterAsync("bert");
+        var carol = await _server.RegisterAsync("cleo");
+        var roomId = await alice.CreateRoomAsync(new JsonObject { ["preset"] = "public_chat" });
+        await bob.JoinAsync(roomId);
+        await carol.JoinAsync(roomId);
+        await bob.SendTextAsync(roomId, "bob speaks");
+        const string Lazy = """{"room":{"timeline":{"limit":1},"state":{"lazy_load_members":true}}}""";
+
+        string[] MemberKeys(JsonObject sync) =>
+            [.. (sync.JoinedRoom(roomId)?["state"]?["events"]?.AsArray() ?? []).Where(e => e!["type"]!.GetValue<string>() == "m.room.member").Select(e => e!["state_key"]!.GetValue<string>()).Order()];
+
+        var initial = await alice.SyncAsync(filter: Lazy);
+        Assert.Equal(new[] { alice.UserId, bob.UserId }.Order(), MemberKeys(initial)); // Carol has said nothing yet
+
+        // Carol's first message: her member event did not change, but this client has never seen it.
+        await carol.SendTextAsync(roomId, "carol speaks");
+        var next = await alice.SyncAsync(initial["next_batch"]!.GetValue<string>(), filter: Lazy);
+        Assert.Equal(["carol speaks"], next.Timeline(roomId).Bodies());
+        Assert.False(next.JoinedRoom(roomId)!["timeline"]!["limited"]!.GetValue<bool>());
+        Assert.Equal([carol.UserId], MemberKeys(next));
+        var carolMember = next.JoinedRoom(roomId)!["state"]!["events"]!.AsArray().Single(e => e!["state_key"]!.GetValue<string>() == carol.UserId)!;
+        Assert.Equal("join", carolMember["content"]!["membership"]!.GetValue<string>());
+
+        // Without lazy loading an incremental sync carries no state for an unchanged membership.
+        await carol.SendTextAsync(roomId, "again");
+        var plain = await alice.SyncAsync(next["next_batch"]!.GetValue<string>());
+        Assert.Empty(MemberKeys(plain));
+    }
+
+    [Fact]
+    public async Task InvitesFromIgnoredUsersAreNotSent()
+    {
+        var alice = await _server.RegisterAsync("ivy");
+        var pest = await _server.RegisterAsync("pest");
+        var friend = await _server.RegisterAsync("friend");
+        (await alice.PutAsync($"/_matrix/client/v3/user/{alice.UserId}/account_data/m.ignored_user_list", new JsonObject { ["ignored_users"] = new JsonObject { [pest.UserId] = new JsonObject() } })).Ok();
+        var start = (await alice.SyncAsync())["next_batch"]!.GetValue<string>();
+        var pestRoom = await pest.CreateRoomAsync();
+        await pest.InviteAsync(pestRoom, alice.UserId);
+        var friendRoom = await friend.CreateRoomAsync();
+        await friend.InviteAsync(friendRoom, alice.UserId);
+
+        foreach (var sync in new[] { await alice.SyncAsync(start), await alice.SyncAsync() })
+        {
+            var invites = sync["rooms"]!["invite"]!.AsObject();
+            Assert.True(invites.ContainsKey(friendRoom));
+            Assert.False(invites.ContainsKey(pestRoom));
+        }
+    }
+
+    [Fact]
+    public async Task FullStateKnocksAndMessagesUpToAToken()
+    {
+        var alice = await _server.RegisterAsync("fran");
+        var bob = await _server.RegisterAsync("gus");
+        var roomId = await alice.CreateRoomAsync(new JsonObject { ["name"] = "Full", ["initial_state"] = new JsonArray(new JsonObject { ["type"] = "m.room.join_rules", ["content"] = new JsonObject { ["join_rule"] = "knock" } }) });
+        await alice.SendTextAsync(roomId, "one");
+        var mark = (await alice.SyncAsync())["next_batch"]!.GetValue<string>();
+
+        // full_state: an incremental sync with nothing new still carries the room's whole state.
+        var quiet = (await alice.GetAsync($"/_matrix/client/v3/sync?since={mark}&full_state=true&timeout=0")).Ok();
+        var types = quiet.JoinedRoom(roomId)!["state"]!["events"]!.AsArray().Select(e => e!["type"]!.GetValue<string>()).ToHashSet();
+        Assert.Superset(new HashSet<string> { "m.room.create", "m.room.power_levels", "m.room.join_rules", "m.room.name", "m.room.member" }, types);
+        Assert.Null((await alice.SyncAsync(mark)).JoinedRoom(roomId));
+
+        // A knock shows up in the knocker's knock section, with the room's stripped state.
+        var bobStart = (await bob.SyncAsync())["next_batch"]!.GetValue<string>();
+        (await bob.PostAsync($"/_matrix/client/v3/knock/{roomId}", new JsonObject { ["reason"] = "let me in" })).Ok();
+        var knocked = await bob.SyncAsync(bobStart);
+        var knockState = knocked["rooms"]!["knock"]![roomId]!["knock_state"]!["events"]!.AsArray();
+        Assert.Contains(knockState, e => e!["type"]!.GetValue<string>() == "m.room.name" && e["content"]!["name"]!.GetValue<string>() == "Full");
+        Assert.Contains(knockState, e => e!["type"]!.GetValue<string>() == "m.room.member" && e["content"]!["membership"]!.GetValue<string>() == "knock");
+
+        // /messages stops at `to`.
+        var start = (await alice.SyncAsync())["next_batch"]!.GetValue<string>();
+        await alice.SendTextAsync(roomId, "two");
+        await alice.SendTextAsync(roomId, "three");
+        var between = (await alice.SyncAsync())["next_batch"]!.GetValue<string>();
+        await alice.SendTextAsync(roomId, "four");
+        var forward = (await alice.GetAsync($"/_matrix/client/v3/rooms/{roomId}/messages?dir=f&from={start}&to={between}&limit=10")).Ok();
+        Assert.Equal(["two", "three"], forward["chunk"]!.AsArray().Bodies());
+        var end = (await alice.SyncAsync())["next_batch"]!.GetValue<string>();
+        var backward = (await alice.GetAsync($"/_matrix/client/v3/rooms/{roomId}/messages?dir=b&from={end}&to={between}&limit=10")).Ok();
+        Assert.Equal(["four"], backward["chunk"]!.AsArray().Bodies());
+    }
+
+    [Fact]
     public async Task TypingReceiptsAndUnreadCountsReachTheOtherMember()
     {
         var alice = await _server.RegisterAsync("lia");
@@ -361,3 +452,7 @@ public sealed class HistoryAndSyncTests : IAsyncLifetime
         Assert.Contains(sync["presence"]!["events"]!.AsArray(), e => e!["sender"]!.GetValue<string>() == alice.UserId);
     }
 }
+
+public sealed class SqliteHistoryAndSyncTests() : HistoryAndSyncTests(DatabaseEngine.Sqlite);
+
+public sealed class PostgresHistoryAndSyncTests() : HistoryAndSyncTests(DatabaseEngine.Postgres);

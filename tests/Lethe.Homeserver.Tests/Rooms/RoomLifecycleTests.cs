@@ -219,6 +219,51 @@ public abstract class RoomLifecycleTests(DatabaseEngine engine) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task MembersAtATokenShowThatMomentButNeverWhatHappenedAfterTheRequesterLeft()
+    {
+        var alice = await Server.RegisterAsync("mona");
+        var bob = await Server.RegisterAsync("ned");
+        var carol = await Server.RegisterAsync("olga");
+        var roomId = await alice.CreateRoomAsync(new JsonObject { ["preset"] = "public_chat" });
+        await bob.JoinAsync(roomId);
+        var beforeCarol = (await bob.SyncAsync())["next_batch"]!.GetValue<string>();
+        await carol.JoinAsync(roomId);
+
+        string[] Members(JsonObject page, string membership = "join") =>
+            [.. page["chunk"]!.AsArray().Where(e => e!["content"]!["membership"]!.GetValue<string>() == membership).Select(e => e!["state_key"]!.GetValue<string>()).Order()];
+
+        var path = $"/_matrix/client/v3/rooms/{roomId}/members";
+        Assert.Equal(new[] { alice.UserId, bob.UserId }.Order(), Members((await bob.GetAsync($"{path}?at={beforeCarol}")).Ok()));
+        Assert.Equal(new[] { alice.UserId, bob.UserId, carol.UserId }.Order(), Members((await bob.GetAsync(path)).Ok()));
+
+        // Bob leaves; Dave joins and Carol leaves afterwards. Bob's view stops at his leave, whatever token he sends.
+        (await bob.PostAsync($"/_matrix/client/v3/rooms/{roomId}/leave", new JsonObject())).Ok();
+        var dave = await Server.RegisterAsync("dave");
+        await dave.JoinAsync(roomId);
+        (await carol.PostAsync($"/_matrix/client/v3/rooms/{roomId}/leave", new JsonObject())).Ok();
+        var now = (await alice.SyncAsync())["next_batch"]!.GetValue<string>();
+        foreach (var query in new[] { "", $"?at={now}" })
+        {
+            var seen = (await bob.GetAsync(path + query)).Ok();
+            Assert.Equal(new[] { alice.UserId, carol.UserId }.Order(), Members(seen));
+            Assert.Equal([bob.UserId], Members(seen, "leave"));
+            Assert.DoesNotContain(seen["chunk"]!.AsArray(), e => e!["state_key"]!.GetValue<string>() == dave.UserId);
+        }
+
+        // Earlier tokens still show earlier moments; members see everything now.
+        Assert.Equal(new[] { alice.UserId, bob.UserId }.Order(), Members((await bob.GetAsync($"{path}?at={beforeCarol}")).Ok()));
+        Assert.Equal(new[] { alice.UserId, dave.UserId }.Order(), Members((await alice.GetAsync($"{path}?at={now}")).Ok()));
+        var leftOnly = (await alice.GetAsync($"{path}?membership=leave")).Ok();
+        Assert.Equal(new[] { bob.UserId, carol.UserId }.Order(), Members(leftOnly, "leave"));
+        Assert.Equal(2, leftOnly["chunk"]!.AsArray().Count);
+        Assert.DoesNotContain((await alice.GetAsync($"{path}?not_membership=join")).Ok()["chunk"]!.AsArray(), e => e!["content"]!["membership"]!.GetValue<string>() == "join");
+
+        (await alice.GetAsync($"{path}?membership=joined")).Error(HttpStatusCode.BadRequest, "M_INVALID_PARAM");
+        (await alice.GetAsync($"{path}?not_membership=everyone")).Error(HttpStatusCode.BadRequest, "M_INVALID_PARAM");
+        (await alice.GetAsync($"{path}?at=not-a-token")).Error(HttpStatusCode.BadRequest, "M_INVALID_PARAM");
+    }
+
+    [Fact]
     public async Task JoinByAliasAndKnock()
     {
         var alice = await Server.RegisterAsync("lou");
