@@ -50,6 +50,25 @@ public sealed class EveryEndpointTests : IAsyncLifetime
         ["filterId"] = "-1", ["keyId"] = room, ["token"] = room, ["relType"] = room, ["newVersion"] = room,
     };
 
+    /// <summary>Stands for a body with raw bytes that are not UTF-8 inside a JSON string.</summary>
+    private const string InvalidUtf8 = "(invalid UTF-8 bytes)";
+
+    /// <summary>Bodies that are JSON text but not canonical JSON (or not UTF-8): an endpoint that parses its body refuses each.</summary>
+    private static readonly string[] NotCanonical =
+    [
+        "{\"a\":1,\"a\":2}", "{\"n\":1e400}", "{\"n\":9007199254740992}", "{\"s\":\"\\ud800\"}", InvalidUtf8,
+        new string('[', 5000) + new string(']', 5000),
+    ];
+
+    /// <summary>Query strings with wrong types, out-of-range numbers and bytes that are not UTF-8 (timeout stays 0).</summary>
+    private static readonly string[] HostileQueries =
+    [
+        "limit=-1&from=%00%FF&dir=sideways",
+        "limit=99999999999999999999&to=garbage&since=s-1_x",
+        "from=" + new string('x', 3000) + "&filter=%7B%22room%22%3A5%7D&full_state=maybe",
+        "set_presence=asleep&membership=%FF%FE&at=%C0%80&ts=-5&order_by=x&include=%00",
+    ];
+
     /// <summary>Bodies no endpoint should choke on.</summary>
     private static IEnumerable<string?> Bodies()
     {
@@ -64,6 +83,7 @@ public sealed class EveryEndpointTests : IAsyncLifetime
         yield return "{\"n\":1e400}";
         yield return "{\"n\":9007199254740992}";
         yield return "{\"s\":\"\\ud800\"}";
+        yield return InvalidUtf8;
         yield return new string('[', 5000) + new string(']', 5000);
         yield return KitchenSink(wrongTypes: true);
         yield return KitchenSink(wrongTypes: false);
@@ -117,34 +137,70 @@ public sealed class EveryEndpointTests : IAsyncLifetime
             foreach (var parameters in ParameterSets())
             {
                 var path = Fill(pattern, parameters);
-                foreach (var body in method is "GET" ? [null] : Bodies())
+                var errcodes = new Dictionary<string, string?>(StringComparer.Ordinal); // body → errcode, for this endpoint
+                // Long-polls and anything slow must still answer: timeout=0 keeps /sync from waiting its full default.
+                var queries = method is "GET" ? ["timeout=0&limit=5&dir=b", .. HostileQueries.Select(q => "timeout=0&" + q)] : new[] { "timeout=0&limit=5&dir=b" };
+                foreach (var query in queries)
                 {
-                    // Long-polls and anything slow must still answer: timeout=0 keeps /sync from waiting its full default.
-                    var url = path + (path.Contains('?', StringComparison.Ordinal) ? "&" : "?") + "timeout=0&limit=5&dir=b";
-                    using var request = new HttpRequestMessage(new HttpMethod(method), url);
-                    request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", _alice.AccessToken);
-                    if (body is not null)
+                    foreach (var body in method is "GET" ? [null] : Bodies())
                     {
-                        request.Content = new StringContent(body, Encoding.UTF8, "application/json");
-                    }
+                        var url = path + (path.Contains('?', StringComparison.Ordinal) ? "&" : "?") + query;
+                        using var request = new HttpRequestMessage(new HttpMethod(method), url);
+                        request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", _alice.AccessToken);
+                        if (body == InvalidUtf8)
+                        {
+                            request.Content = new ByteArrayContent([.. "{\"body\":\""u8, 0xFF, 0xFE, 0xC0, 0x80, .. "\"}"u8]);
+                            request.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json");
+                        }
+                        else if (body is not null)
+                        {
+                            request.Content = new StringContent(body, Encoding.UTF8, "application/json");
+                        }
 
-                    try
-                    {
-                        using var response = await http.SendAsync(request);
-                        sent++;
-                        unauthorized += response.StatusCode == HttpStatusCode.Unauthorized ? 1 : 0;
-                        if ((int)response.StatusCode >= 500)
+                        var what = $"{method} {path} query={Describe(query)} body={Describe(body)}";
+                        try
                         {
-                            failures.Add($"{method} {path} body={Describe(body)} → {(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
+                            using var response = await http.SendAsync(request);
+                            var text = await response.Content.ReadAsStringAsync();
+                            sent++;
+                            unauthorized += response.StatusCode == HttpStatusCode.Unauthorized ? 1 : 0;
+                            var errcode = ErrcodeOf(text);
+                            if (body is not null)
+                            {
+                                errcodes[body] = errcode;
+                            }
+
+                            if ((int)response.StatusCode >= 500)
+                            {
+                                failures.Add($"{what} → {(int)response.StatusCode} {text}");
+                            }
+                            else if ((int)response.StatusCode >= 400 && !IsMatrixError(text))
+                            {
+                                failures.Add($"{what} → {(int)response.StatusCode} without a Matrix error body");
+                            }
+                            else if (errcode is not null && !ExpectedErrcodes.Contains(errcode)
+                                && !(errcode == "M_UNKNOWN" && body is not null && body.Contains("third_party_signed", StringComparison.Ordinal)))
+                            {
+                                failures.Add($"{what} → {(int)response.StatusCode} {errcode}: not an error code bad input should get");
+                            }
                         }
-                        else if ((int)response.StatusCode >= 400 && !IsMatrixError(await response.Content.ReadAsStringAsync()))
+                        catch (TaskCanceledException)
                         {
-                            failures.Add($"{method} {path} body={Describe(body)} → {(int)response.StatusCode} without a Matrix error body");
+                            failures.Add($"{what} → no answer within 15 s");
                         }
                     }
-                    catch (TaskCanceledException)
+                }
+
+                // An endpoint that reads a JSON body (it calls plain text M_NOT_JSON) rejects every non-canonical body at
+                // parsing, before looking at fields: dropping duplicate keys or rounding 1e400 would change what was sent.
+                if (errcodes.GetValueOrDefault("not json") == "M_NOT_JSON")
+                {
+                    foreach (var body in NotCanonical)
                     {
-                        failures.Add($"{method} {path} body={Describe(body)} → no answer within 15 s");
+                        if (errcodes.GetValueOrDefault(body) is not ("M_BAD_JSON" or "M_NOT_JSON" or "M_TOO_LARGE") and var got)
+                        {
+                            failures.Add($"{method} {path} body={Describe(body)} → {got ?? "success"}: a non-canonical body was not refused as JSON");
+                        }
                     }
                 }
             }
@@ -178,6 +234,27 @@ public sealed class EveryEndpointTests : IAsyncLifetime
         }
 
         return sb.ToString();
+    }
+
+    /// <summary>The error codes bad input may get: each says what was wrong with the request.</summary>
+    private static readonly HashSet<string> ExpectedErrcodes =
+    [
+        "M_NOT_JSON", "M_BAD_JSON", "M_INVALID_PARAM", "M_MISSING_PARAM", "M_TOO_LARGE", "M_FORBIDDEN", "M_NOT_FOUND",
+        "M_UNKNOWN_TOKEN", "M_LIMIT_EXCEEDED", "M_UNRECOGNIZED", "M_INVALID_USERNAME", "M_USER_IN_USE", "M_ROOM_IN_USE",
+        "M_UNSUPPORTED_ROOM_VERSION", "M_INVALID_ROOM_STATE", "M_BAD_STATE", "M_WRONG_ROOM_KEYS_VERSION", "M_UNAUTHORIZED",
+        "M_INVALID_SIGNATURE", "M_MISSING_TOKEN",
+    ];
+
+    private static string? ErrcodeOf(string body)
+    {
+        try
+        {
+            return JsonNode.Parse(body) is JsonObject o && o["errcode"] is JsonValue v && v.TryGetValue<string>(out var code) ? code : null;
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            return null;
+        }
     }
 
     /// <summary>A Matrix error body, or a user-interactive auth challenge (whose first 401 has flows and no errcode).</summary>
