@@ -1,15 +1,16 @@
 using System.Net;
 using System.Text.Json.Nodes;
 using Lethe.Homeserver.Tests.Infrastructure;
+using Lethe.Storage;
 
 namespace Lethe.Homeserver.Tests.Relations;
 
 /// <summary>Edits (m.replace): which edit is bundled, which are not, and that the original content is never replaced.</summary>
-public sealed class EditTests : IAsyncLifetime
+public abstract class EditTests(DatabaseEngine engine) : IAsyncLifetime
 {
     private TestHomeserver _server = null!;
 
-    public async ValueTask InitializeAsync() => _server = await TestHomeserver.StartAsync(extraYaml: TestHomeserver.OpenRegistration);
+    public async ValueTask InitializeAsync() => _server = await TestHomeserver.StartAsync(engine, extraYaml: TestHomeserver.OpenRegistration);
 
     public async ValueTask DisposeAsync() => await _server.DisposeAsync();
 
@@ -125,3 +126,7 @@ public sealed class EditTests : IAsyncLifetime
         (await bob.GetAsync($"/_matrix/client/v3/rooms/{roomId}/event/$missing")).Error(HttpStatusCode.NotFound, "M_NOT_FOUND");
     }
 }
+
+public sealed class SqliteEditTests() : EditTests(DatabaseEngine.Sqlite);
+
+public sealed class PostgresEditTests() : EditTests(DatabaseEngine.Postgres);

@@ -1,15 +1,16 @@
 using System.Net;
 using System.Text.Json.Nodes;
 using Lethe.Homeserver.Tests.Infrastructure;
+using Lethe.Storage;
 
 namespace Lethe.Homeserver.Tests.Relations;
 
 /// <summary>GET /relations: reactions, references, filters, pagination, recursion, visibility and bad input.</summary>
-public sealed class RelationsEndpointTests : IAsyncLifetime
+public abstract class RelationsEndpointTests(DatabaseEngine engine) : IAsyncLifetime
 {
     private TestHomeserver _server = null!;
 
-    public async ValueTask InitializeAsync() => _server = await TestHomeserver.StartAsync(extraYaml: TestHomeserver.OpenRegistration);
+    public async ValueTask InitializeAsync() => _server = await TestHomeserver.StartAsync(engine, extraYaml: TestHomeserver.OpenRegistration);
 
     public async ValueTask DisposeAsync() => await _server.DisposeAsync();
 
@@ -217,3 +218,7 @@ public sealed class RelationsEndpointTests : IAsyncLifetime
         (await new MatrixClient(_server.Client).RelationsAsync(roomId, message)).Error(HttpStatusCode.Unauthorized, "M_MISSING_TOKEN");
     }
 }
+
+public sealed class SqliteRelationsEndpointTests() : RelationsEndpointTests(DatabaseEngine.Sqlite);
+
+public sealed class PostgresRelationsEndpointTests() : RelationsEndpointTests(DatabaseEngine.Postgres);

@@ -1,15 +1,16 @@
 using System.Net;
 using System.Text.Json.Nodes;
 using Lethe.Homeserver.Tests.Infrastructure;
+using Lethe.Storage;
 
 namespace Lethe.Homeserver.Tests.Relations;
 
 /// <summary>POST /rooms/{roomId}/upgrade: permissions, what the new room gets, and what happens to the old one.</summary>
-public sealed class RoomUpgradeTests : IAsyncLifetime
+public abstract class RoomUpgradeTests(DatabaseEngine engine) : IAsyncLifetime
 {
     private TestHomeserver _server = null!;
 
-    public async ValueTask InitializeAsync() => _server = await TestHomeserver.StartAsync(extraYaml: TestHomeserver.OpenRegistration);
+    public async ValueTask InitializeAsync() => _server = await TestHomeserver.StartAsync(engine, extraYaml: TestHomeserver.OpenRegistration);
 
     public async ValueTask DisposeAsync() => await _server.DisposeAsync();
 
@@ -174,3 +175,7 @@ public sealed class RoomUpgradeTests : IAsyncLifetime
         (await bob.SetStateAsync(newRoom, "m.room.name", new JsonObject { ["name"] = "Ours" })).Ok();
     }
 }
+
+public sealed class SqliteRoomUpgradeTests() : RoomUpgradeTests(DatabaseEngine.Sqlite);
+
+public sealed class PostgresRoomUpgradeTests() : RoomUpgradeTests(DatabaseEngine.Postgres);

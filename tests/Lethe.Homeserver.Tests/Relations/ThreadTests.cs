@@ -1,15 +1,16 @@
 using System.Net;
 using System.Text.Json.Nodes;
 using Lethe.Homeserver.Tests.Infrastructure;
+using Lethe.Storage;
 
 namespace Lethe.Homeserver.Tests.Relations;
 
 /// <summary>Threads: replies, the m.thread summary wherever the root is served, and GET /threads.</summary>
-public sealed class ThreadTests : IAsyncLifetime
+public abstract class ThreadTests(DatabaseEngine engine) : IAsyncLifetime
 {
     private TestHomeserver _server = null!;
 
-    public async ValueTask InitializeAsync() => _server = await TestHomeserver.StartAsync(extraYaml: TestHomeserver.OpenRegistration);
+    public async ValueTask InitializeAsync() => _server = await TestHomeserver.StartAsync(engine, extraYaml: TestHomeserver.OpenRegistration);
 
     public async ValueTask DisposeAsync() => await _server.DisposeAsync();
 
@@ -185,3 +186,7 @@ public sealed class ThreadTests : IAsyncLifetime
         Assert.Equal("calm answer", listed.Relations()!["m.thread"]!["latest_event"]!["content"]!["body"]!.GetValue<string>());
     }
 }
+
+public sealed class SqliteThreadTests() : ThreadTests(DatabaseEngine.Sqlite);
+
+public sealed class PostgresThreadTests() : ThreadTests(DatabaseEngine.Postgres);
