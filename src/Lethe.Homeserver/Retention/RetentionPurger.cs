@@ -17,6 +17,9 @@ public sealed partial class RetentionPurger(HomeserverServices hs, ILogger logge
     /// <summary>How long a lease lasts without renewal: a crashed instance's job is free again this long after its last batch.</summary>
     private const long LeaseMs = 30_000;
 
+    /// <summary>The last_error of a run that a shutdown stopped part-way.</summary>
+    private const string Interrupted = "interrupted; resumes at the next start";
+
     /// <summary>How often put-off deletions are looked for: holds end days after they begin, so a minute late is on time.</summary>
     private static readonly TimeSpan HeldDeletionsTick = TimeSpan.FromMinutes(1);
 
@@ -90,7 +93,7 @@ public sealed partial class RetentionPurger(HomeserverServices hs, ILogger logge
         var status = (await hs.Jobs.StatusAsync(ct)).Find(j => j.Job == name);
         var next = status switch
         {
-            { LastStartedTs: not null, LastFinishedTs: null } => now,
+            _ when IsInterrupted(status) => now,
             { NextRunTs: { } stored } => Math.Min(stored, now + job.Interval),
             { LastStartedTs: { } started } => Math.Min(started + job.Interval, now + job.Interval),
             _ => now + job.Interval,
@@ -102,6 +105,10 @@ public sealed partial class RetentionPurger(HomeserverServices hs, ILogger logge
 
         return next;
     }
+
+    /// <summary>The job's last run was stopped part-way: by a crash (it never finished) or a shutdown (it said so).</summary>
+    private static bool IsInterrupted(JobStatus? status) =>
+        status is { LastStartedTs: not null, LastFinishedTs: null } || status?.LastError == Interrupted;
 
     private async Task HeldDeletionsLoopAsync(CancellationToken ct)
     {
@@ -171,17 +178,27 @@ public sealed partial class RetentionPurger(HomeserverServices hs, ILogger logge
                 return 0;
             }
 
+            // A run after an interrupted one compacts even if nothing is left to delete: the interrupted run deleted
+            // rows but never got to remove them from free pages and the WAL.
+            var resuming = IsInterrupted((await hs.Jobs.StatusAsync(ct)).Find(j => j.Job == name));
             await hs.Jobs.StartedAsync(name, now, ct);
             var started = System.Diagnostics.Stopwatch.GetTimestamp();
             long purged = 0;
             string? error = null;
+            var interrupted = false;
             try
             {
                 purged = await PurgeAsync(job, name, ct);
-                if (purged > 0)
+                interrupted = ct.IsCancellationRequested;
+                if ((purged > 0 || resuming) && !interrupted)
                 {
                     await hs.Database.CompactAfterDeleteAsync(ct);
                 }
+            }
+            catch (OperationCanceledException)
+            {
+                interrupted = true;
+                throw;
             }
             catch (Exception e) when (e is System.Data.Common.DbException or InvalidOperationException)
             {
@@ -190,11 +207,12 @@ public sealed partial class RetentionPurger(HomeserverServices hs, ILogger logge
             }
             finally
             {
-                await hs.Jobs.FinishedAsync(name, hs.NowMs, error, CancellationToken.None);
-                await hs.Jobs.ScheduleAsync(name, hs.NowMs + job.Interval, CancellationToken.None);
+                // Stopped part-way (shutdown, or the admin's request went away): due again at once, so the next start resumes it.
+                await hs.Jobs.FinishedAsync(name, hs.NowMs, interrupted ? Interrupted : error, CancellationToken.None);
+                await hs.Jobs.ScheduleAsync(name, interrupted ? hs.NowMs : hs.NowMs + job.Interval, CancellationToken.None);
                 await hs.Jobs.ReleaseAsync(name, _instance, CancellationToken.None);
                 var tag = new KeyValuePair<string, object?>("job", name);
-                hs.Metrics.RetentionPurgeRuns.Add(1, tag, new("outcome", error is null ? "ok" : "error"));
+                hs.Metrics.RetentionPurgeRuns.Add(1, tag, new("outcome", interrupted ? "interrupted" : error is null ? "ok" : "error"));
                 hs.Metrics.RetentionPurgeSeconds.Add(System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds, tag);
                 LogRun(logger, name, purged);
             }

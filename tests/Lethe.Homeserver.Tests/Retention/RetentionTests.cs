@@ -427,6 +427,48 @@ public abstract class RetentionTests(DatabaseEngine engine) : IAsyncLifetime
         Assert.NotNull(job["next_run_ts"]);
     }
 
+    [Fact]
+    public async Task AStoppedPurgeIsRecordedAsInterruptedAndDueAtOnce()
+    {
+        var clock = new TestClock();
+        await using var server = await TestHomeserver.StartAsync(engine, extraYaml: TestHomeserver.OpenRegistration + """
+            retention:
+              enabled: true
+              purge_batch_size: 1
+              purge_batch_delay: 50ms
+              purge_jobs:
+                - interval: 1y
+
+            """, clock: clock);
+        var alice = await server.RegisterAsync("alice");
+        await Accounts.UserStoreSeed.AdminAsync(server, "root");
+        var root = server.NewClient();
+        await root.LoginAsync("root");
+        var roomId = await alice.CreateRoomAsync();
+        (await alice.SetStateAsync(roomId, "m.room.retention", new JsonObject { ["max_lifetime"] = (long)Day.TotalMilliseconds })).Ok();
+        for (var i = 0; i < 40; i++)
+        {
+            await alice.SendTextAsync(roomId, "expiring " + i);
+        }
+
+        clock.Advance(Day * 2);
+        async Task<JsonNode> JobAsync() => (await root.GetAsync("/_lethe/admin/v1/jobs")).Ok()["jobs"]!.AsArray().Single(j => j!["job"]!.GetValue<string>().StartsWith("retention_purge", StringComparison.Ordinal))!;
+        Assert.True((await JobAsync())["next_run_ts"]!.GetValue<long>() > server.Host.Services.NowMs + 300L * 86_400_000, "first run one interval after the job first appears");
+
+        // Stop the run part-way, as a shutdown does.
+        using var stop = new CancellationTokenSource();
+        var run = server.Host.Purger.RunAllAsync(stop.Token);
+        await Poll.UntilAsync(async () => (await JobAsync())["last_items"]!.GetValue<long>() >= 3, TimeSpan.FromSeconds(30), "the purge makes progress");
+        await stop.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => run);
+
+        var job = await JobAsync();
+        Assert.False(job["running"]!.GetValue<bool>());
+        Assert.StartsWith("interrupted", job["last_error"]!.GetValue<string>(), StringComparison.Ordinal);
+        Assert.True(job["next_run_ts"]!.GetValue<long>() <= server.Host.Services.NowMs, "due again at once, so the next start resumes it");
+        Assert.InRange(job["last_items"]!.GetValue<long>(), 3, 38);
+    }
+
     private async Task<string> DataDirectoryTextAsync()
     {
         var all = new StringBuilder();
