@@ -63,6 +63,7 @@ public sealed class HomeserverServices : IDisposable
         Consent = new Privacy.Consent(this);
         Jobs = new JobStore(database);
         RetentionPolicies = new RetentionPolicies(this);
+        LegalHolds = new LegalHolds(this);
         Push = new Push.PushService(this);
         Media = new Media.MediaRepository(this, new MediaStore(database));
         Keys = new E2eKeyStore(database);
@@ -121,6 +122,9 @@ public sealed class HomeserverServices : IDisposable
 
     /// <summary>The effective retention policy of each room.</summary>
     public RetentionPolicies RetentionPolicies { get; }
+
+    /// <summary>Deletions that a room's min_lifetime put off, and finishing them.</summary>
+    public LegalHolds LegalHolds { get; }
 
     /// <summary>Account data.</summary>
     public AccountDataStore AccountData { get; }

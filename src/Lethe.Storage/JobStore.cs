@@ -29,12 +29,15 @@ public sealed record JobStatus
 
     /// <summary>Why the last run failed, if it did.</summary>
     public string? LastError { get; init; }
+
+    /// <summary>When the job runs next (ms); null when it is not scheduled.</summary>
+    public long? NextRunTs { get; init; }
 }
 
 /// <summary>Leases and status of background jobs: a job runs on one instance at a time, and every run is recorded.</summary>
 public sealed class JobStore(Database db)
 {
-    private const string Columns = "job, lease_holder, lease_expires_ts, last_started_ts, last_finished_ts, last_items, total_items, last_error";
+    private const string Columns = "job, lease_holder, lease_expires_ts, last_started_ts, last_finished_ts, last_items, total_items, last_error, next_run_ts";
 
     /// <summary>
     /// Takes (or renews) the job's lease for <paramref name="holder"/> until <paramref name="expiresTs"/>; false when
@@ -77,6 +80,26 @@ public sealed class JobStore(Database db)
     public Task FinishedAsync(string job, long now, string? error, CancellationToken ct = default) =>
         db.WriteAsync(tx => tx.Connection!.ExecuteAsync(
             "UPDATE background_jobs SET last_finished_ts = @now, last_error = @error WHERE job = @job", new { job, now, error }, tx), ct);
+
+    /// <summary>When the job runs next, or null (never scheduled).</summary>
+    public Task<long?> NextRunAsync(string job, CancellationToken ct = default) =>
+        db.ReadAsync(c => c.ExecuteScalarAsync<long?>("SELECT next_run_ts FROM background_jobs WHERE job = @job", new { job }), ct);
+
+    /// <summary>Sets when the job runs next (creating its row).</summary>
+    public Task ScheduleAsync(string job, long nextRunTs, CancellationToken ct = default) =>
+        db.WriteAsync(tx => tx.Connection!.ExecuteAsync(
+            "INSERT INTO background_jobs (job, next_run_ts) VALUES (@job, @nextRunTs) ON CONFLICT (job) DO UPDATE SET next_run_ts = @nextRunTs",
+            new { job, nextRunTs }, tx), ct);
+
+    /// <summary>Jobs whose names start with <paramref name="prefix"/> and whose time has come, soonest first.</summary>
+    public Task<List<string>> DueAsync(string prefix, long now, int limit, CancellationToken ct = default) =>
+        db.ReadAsync(async c => (await c.QueryAsync<string>(
+            "SELECT job FROM background_jobs WHERE job LIKE @pattern AND next_run_ts <= @now ORDER BY next_run_ts, job LIMIT @limit",
+            new { pattern = prefix + "%", now, limit })).AsList(), ct);
+
+    /// <summary>Forgets a one-off job that has finished.</summary>
+    public Task DeleteAsync(string job, CancellationToken ct = default) =>
+        db.WriteAsync(tx => tx.Connection!.ExecuteAsync("DELETE FROM background_jobs WHERE job = @job", new { job }, tx), ct);
 
     /// <summary>Every job's status.</summary>
     public Task<List<JobStatus>> StatusAsync(CancellationToken ct = default) =>

@@ -52,15 +52,34 @@ public sealed class PostgresDatabase : Database
     }
 
     /// <summary>
-    /// Deleted rows stay in PostgreSQL's heap pages until VACUUM removes them; plain VACUUM (run here) makes the space
-    /// reusable and drops the dead tuples from the tables' pages, but bytes can survive in free space, in WAL segments
-    /// until they are recycled, and in backups. docs/retention.md says what an operator must add for stronger erasure.
+    /// Every table that retention purges, room deletion, redaction GC, erasure and IP expiry delete or overwrite rows in:
+    /// what <see cref="CompactAfterDeleteAsync"/> vacuums. A new table that holds a copy of message content or personal
+    /// data belongs here too.
+    /// </summary>
+    internal static readonly string[] PurgedTables =
+    [
+        // Events and everything derived from them (retention purge, room deletion, redaction GC, self-destruct).
+        "events", "event_relations", "event_txns", "event_expiries", "redaction_gc_queue", "event_push_actions", "receipts",
+        // Media named only by deleted events, and erased users' uploads.
+        "media", "media_references", "media_thumbnails",
+        // The rest of a deleted room.
+        "rooms", "current_state", "state_groups", "state_group_entries", "room_forward_extremities", "room_aliases",
+        "room_forgotten", "room_retention_overrides", "account_data",
+        // An erased user's profile, filters and presence; devices' expired IP addresses and user agents.
+        "profiles", "filters", "presence", "devices",
+    ];
+
+    /// <summary>
+    /// Deleted rows stay in PostgreSQL's heap (and index) pages until VACUUM removes them; plain VACUUM (run here, on
+    /// every table in <see cref="PurgedTables"/>) drops the dead tuples and makes the space reusable, but bytes can
+    /// survive in free space, in WAL segments until they are recycled, and in backups. docs/retention.md (PostgreSQL)
+    /// says what an operator must add for stronger erasure.
     /// </summary>
     public override async Task CompactAfterDeleteAsync(CancellationToken ct = default)
     {
         await using var conn = await _dataSource.OpenConnectionAsync(ct);
         await using var cmd = conn.CreateCommand();
-        cmd.CommandText = "VACUUM (ANALYZE) events, event_relations, event_txns, receipts, event_expiries;";
+        cmd.CommandText = "VACUUM (ANALYZE) " + string.Join(", ", PurgedTables) + ";";
         await cmd.ExecuteNonQueryAsync(ct);
     }
 

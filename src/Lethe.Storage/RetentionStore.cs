@@ -44,17 +44,37 @@ public sealed class RetentionStore(Database db)
             """)).AsList(), ct);
 
     /// <summary>
-    /// Up to <paramref name="limit"/> non-state events of a room sent before <paramref name="cutoffTs"/>, oldest first,
-    /// leaving out the room's forward extremities (the DAG's newest events, which later events must be able to cite).
+    /// Up to <paramref name="limit"/> non-state events of a room sent at or before <paramref name="cutoffTs"/> (the
+    /// same boundary that hides them), oldest first, leaving out the room's forward extremities (the DAG's newest
+    /// events, which later events must be able to cite).
     /// </summary>
     public Task<List<string>> ExpiredBatchAsync(string roomId, long cutoffTs, int limit, CancellationToken ct = default) =>
         db.ReadAsync(async c => (await c.QueryAsync<string>(
             """
             SELECT e.event_id FROM events e
-            WHERE e.room_id = @roomId AND e.origin_server_ts < @cutoffTs AND e.state_key IS NULL
+            WHERE e.room_id = @roomId AND e.origin_server_ts <= @cutoffTs AND e.state_key IS NULL
               AND NOT EXISTS (SELECT 1 FROM room_forward_extremities x WHERE x.room_id = e.room_id AND x.event_id = e.event_id)
             ORDER BY e.origin_server_ts LIMIT @limit
             """, new { roomId, cutoffTs, limit })).AsList(), ct);
+
+    /// <summary>The send time of the room's oldest message (non-state event) sent after <paramref name="afterTs"/>, or null.</summary>
+    public Task<long?> OldestMessageAfterAsync(string roomId, long afterTs, CancellationToken ct = default) =>
+        db.ReadAsync(c => c.ExecuteScalarAsync<long?>(
+            "SELECT MIN(origin_server_ts) FROM events WHERE room_id = @roomId AND state_key IS NULL AND origin_server_ts > @afterTs",
+            new { roomId, afterTs }), ct);
+
+    /// <summary>
+    /// The user's uploads that messages (non-state events) name, with each naming room and the newest such message
+    /// there: what a room's min_lifetime may still hold.
+    /// </summary>
+    public Task<List<(string MediaId, string RoomId, long NewestTs)>> UploadsNamedByMessagesAsync(string userId, CancellationToken ct = default) =>
+        db.ReadAsync(async c => (await c.QueryAsync<(string, string, long)>(
+            """
+            SELECT m.media_id, e.room_id, MAX(e.origin_server_ts) FROM media m
+            JOIN media_references r ON r.media_id = m.media_id JOIN events e ON e.event_id = r.event_id
+            WHERE m.user_id = @userId AND e.state_key IS NULL
+            GROUP BY m.media_id, e.room_id
+            """, new { userId })).AsList(), ct);
 
     /// <summary>
     /// Deletes events of one room and every row derived from them, in the caller's transaction. Receipts that

@@ -204,7 +204,9 @@ public static class SynapseAdminEndpoints
             return await RoomJsonAsync(hs, record, ctx.RequestAborted) ?? throw MatrixException.NotFound("Room not found");
         });
 
-        // DELETE /_synapse/admin/v2/rooms/{roomId} {"purge": true}: local members leave, then (with purge) the room is deleted.
+        // DELETE /_synapse/admin/v2/rooms/{roomId} {"purge": true, "force_purge": false}: local members leave, then (with purge)
+        // the room is deleted. Messages the room's min_lifetime still holds stay until the hold ends (the deletion then
+        // finishes by itself; status "purging" with held_until_ts meanwhile), unless force_purge overrides the hold.
         var deletions = new ConcurrentDictionary<string, (string RoomId, string Status)>(StringComparer.Ordinal);
         app.MapJson("DELETE", V2 + "/rooms/{roomId}", ResourceGroup.Client, async ctx =>
         {
@@ -222,22 +224,24 @@ public static class SynapseAdminEndpoints
             }
 
             var purge = body.OptionalBool("purge", true);
+            var force = body.OptionalBool("force_purge", false);
             var deleteId = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(8));
             deletions[deleteId] = (roomId, purge ? "purging" : "shutting_down");
             _ = Task.Run(async () =>
             {
                 try
                 {
+                    var complete = true;
                     if (purge)
                     {
-                        await hs.RoomPurge.ShutDownAndPurgeAsync(roomId, CancellationToken.None);
+                        complete = (await hs.RoomPurge.ShutDownAndPurgeAsync(roomId, force, CancellationToken.None)).Complete;
                     }
                     else
                     {
                         await hs.RoomPurge.ShutDownAsync(roomId, CancellationToken.None);
                     }
 
-                    deletions[deleteId] = (roomId, "complete");
+                    deletions[deleteId] = (roomId, complete ? "complete" : Held);
                 }
                 catch (Exception ex) when (ex is System.Data.Common.DbException or InvalidOperationException or ObjectDisposedException or MatrixException)
                 {
@@ -252,18 +256,22 @@ public static class SynapseAdminEndpoints
         {
             await RegistrationTokenEndpoints.RequireAdminAsync(ctx, hs);
             return deletions.TryGetValue(ctx.Route("deleteId"), out var d)
-                ? new JsonObject { ["status"] = d.Status, ["shutdown_room"] = new JsonObject() }
+                ? await DeleteStatusAsync(hs, d.RoomId, d.Status, ctx.RequestAborted)
                 : throw MatrixException.NotFound("delete id not found");
         });
         app.MapJson("GET", V2 + "/rooms/{roomId}/delete_status", ResourceGroup.Client, async ctx =>
         {
             await RegistrationTokenEndpoints.RequireAdminAsync(ctx, hs);
             var roomId = ctx.Route("roomId");
-            var found = deletions.Where(kv => kv.Value.RoomId == roomId).Select(kv => (JsonNode)new JsonObject
+            var found = new JsonArray();
+            foreach (var (id, d) in deletions.Where(kv => kv.Value.RoomId == roomId))
             {
-                ["delete_id"] = kv.Key, ["status"] = kv.Value.Status, ["shutdown_room"] = new JsonObject(),
-            }).ToArray();
-            return found.Length > 0 ? new JsonObject { ["results"] = new JsonArray(found) } : throw MatrixException.NotFound("No delete task for this room");
+                var status = await DeleteStatusAsync(hs, roomId, d.Status, ctx.RequestAborted);
+                status["delete_id"] = id;
+                found.Add(status);
+            }
+
+            return found.Count > 0 ? new JsonObject { ["results"] = found } : throw MatrixException.NotFound("No delete task for this room");
         });
 
         // GET /_synapse/admin/v1/room/{roomId}/media: the media the room's (unencrypted) events name.
@@ -350,6 +358,25 @@ public static class SynapseAdminEndpoints
                 ? new JsonObject { ["status"] = status }
                 : throw MatrixException.NotFound("purge id not found");
         });
+    }
+
+    /// <summary>A deletion held back by min_lifetime: "purging" until the held-deletion job has deleted the room.</summary>
+    private const string Held = "held";
+
+    private static async Task<JsonObject> DeleteStatusAsync(HomeserverServices hs, string roomId, string status, CancellationToken ct)
+    {
+        var result = new JsonObject { ["status"] = status, ["shutdown_room"] = new JsonObject() };
+        if (status == Held)
+        {
+            var heldUntil = await hs.Jobs.NextRunAsync(Retention.LegalHolds.RoomJobPrefix + roomId, ct);
+            result["status"] = heldUntil is null ? "complete" : "purging";
+            if (heldUntil is not null)
+            {
+                result["held_until_ts"] = heldUntil;
+            }
+        }
+
+        return result;
     }
 
     /// <summary>

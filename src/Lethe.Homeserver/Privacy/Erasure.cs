@@ -76,7 +76,8 @@ public sealed class Erasure(HomeserverServices hs)
 
     private async Task PurgeMediaAsync(string userId, CancellationToken ct)
     {
-        await hs.Media.DeleteManyAsync(await hs.Media.Store.IdsByUserAsync(userId, ct), ct);
+        // Uploads a message held by its room's min_lifetime still names go when the hold ends.
+        await hs.LegalHolds.DeleteUploadsAsync(userId, ct);
         await hs.Database.CompactAfterDeleteAsync(ct);
     }
 }

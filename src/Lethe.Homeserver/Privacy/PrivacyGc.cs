@@ -75,8 +75,11 @@ public sealed partial class PrivacyGc(HomeserverServices hs, ILogger logger) : I
             {
                 foreach (var roomId in await hs.Privacy.ForgottenRoomsAsync(hs.ServerName, hs.NowMs - period, ct))
                 {
-                    await hs.RoomPurge.PurgeAsync(roomId, ct);
-                    rooms++;
+                    // A room whose messages min_lifetime still holds is finished when the hold ends.
+                    if ((await hs.RoomPurge.PurgeAsync(roomId, force: false, ct)).Complete)
+                    {
+                        rooms++;
+                    }
                 }
             }
 

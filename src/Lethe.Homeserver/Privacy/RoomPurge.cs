@@ -8,15 +8,24 @@ namespace Lethe.Homeserver.Privacy;
 /// <summary>
 /// Deletes a whole room from this server: its events (in batches, so other writes interleave), state, aliases,
 /// receipts, room account data and every in-memory trace, then compacts the database so nothing remains on disk.
-/// Used by forgotten-room collection and by the admin API's room deletion.
+/// Used by forgotten-room collection and by the admin API's room deletion. Messages the room's min_lifetime still
+/// holds stay (with the room) until the hold ends, when <see cref="Retention.LegalHolds"/> finishes the deletion,
+/// unless the admin forces it.
 /// </summary>
 public sealed class RoomPurge(HomeserverServices hs)
 {
+    /// <summary>What a room deletion did: events deleted, and when messages were held back, when the next of them is free.</summary>
+    public readonly record struct Outcome(long Deleted, long? HeldUntilTs)
+    {
+        /// <summary>True when the room is gone.</summary>
+        public bool Complete => HeldUntilTs is null;
+    }
+
     /// <summary>Makes every local member leave (invites and knocks are withdrawn too), as each user, then deletes the room.</summary>
-    public async Task<long> ShutDownAndPurgeAsync(string roomId, CancellationToken ct)
+    public async Task<Outcome> ShutDownAndPurgeAsync(string roomId, bool force, CancellationToken ct)
     {
         await ShutDownAsync(roomId, ct);
-        return await PurgeAsync(roomId, ct);
+        return await PurgeAsync(roomId, force, ct);
     }
 
     /// <summary>Makes every local member leave (invites and knocks are withdrawn too), as each user; the room stays stored.</summary>
@@ -63,10 +72,35 @@ public sealed class RoomPurge(HomeserverServices hs)
         return deleted;
     }
 
-    /// <summary>Deletes the room and everything about it; returns the number of events deleted.</summary>
-    public async Task<long> PurgeAsync(string roomId, CancellationToken ct)
+    /// <summary>
+    /// Deletes the room and everything about it. Unless <paramref name="force"/>, messages younger than the room's
+    /// effective min_lifetime are kept, and with them the room: only older messages go now, and the deletion is put off
+    /// until the next held message is free (the held-deletion job then calls this again).
+    /// </summary>
+    public async Task<Outcome> PurgeAsync(string roomId, bool force, CancellationToken ct)
     {
+        var job = Retention.LegalHolds.RoomJobPrefix + roomId;
         long deleted = 0;
+        var policy = await hs.RetentionPolicies.ForRoomAsync(roomId, ct);
+        var upTo = hs.NowMs - policy.MinLifetime;
+        if (!force && upTo is { } sentBy && await hs.Retention.OldestMessageAfterAsync(roomId, sentBy, ct) is { } oldestHeld)
+        {
+            // The hold covers messages; the room's state (and its newest events) go with the room once nothing is held.
+            while (await hs.Retention.ExpiredBatchAsync(roomId, sentBy, hs.Config.Retention.PurgeBatchSize, ct) is { Count: > 0 } batch)
+            {
+                deleted += await DeleteEventsAsync(roomId, batch, ct);
+            }
+
+            var heldUntil = oldestHeld + policy.MinLifetime!.Value;
+            await hs.Jobs.ScheduleAsync(job, heldUntil, ct);
+            if (deleted > 0)
+            {
+                await hs.Database.CompactAfterDeleteAsync(ct);
+            }
+
+            return new Outcome(deleted, heldUntil);
+        }
+
         while (true)
         {
             var batch = await hs.Privacy.RoomEventBatchAsync(roomId, hs.Config.Retention.PurgeBatchSize, ct);
@@ -99,7 +133,8 @@ public sealed class RoomPurge(HomeserverServices hs)
             hs.Notifier.ForgetRoom(roomId);
         }
 
+        await hs.Jobs.DeleteAsync(job, ct);
         await hs.Database.CompactAfterDeleteAsync(ct);
-        return deleted;
+        return new Outcome(deleted, null);
     }
 }

@@ -99,13 +99,14 @@ public static class RetentionEndpoints
                     ["last_items"] = j.LastItems,
                     ["total_items"] = j.TotalItems,
                     ["last_error"] = j.LastError,
+                    ["next_run_ts"] = j.NextRunTs,
                 });
             }
 
             return new JsonObject { ["jobs"] = jobs };
         });
 
-        // POST /_lethe/admin/v1/retention/purge: run every purge job now and wait for it.
+        // POST /_lethe/admin/v1/retention/purge: run every purge job (and the put-off deletions that are due) now and wait for it.
         app.MapJson("POST", Admin + "/retention/purge", ResourceGroup.Client, async ctx =>
         {
             await RegistrationTokenEndpoints.RequireAdminAsync(ctx, hs);

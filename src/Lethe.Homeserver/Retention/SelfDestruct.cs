@@ -54,39 +54,50 @@ public sealed partial class SelfDestruct(HomeserverServices hs, ILogger logger) 
         }
     }
 
-    /// <summary>Redacts every event whose time has come; returns how many it handled.</summary>
+    /// <summary>
+    /// Redacts every event whose time has come, then, if any content was pruned, compacts the database so the original
+    /// is gone from disk too (free pages, WAL), as after a purge; returns how many events it handled.
+    /// </summary>
     public async Task<int> RunDueAsync(CancellationToken ct)
     {
         var handled = 0;
+        var pruned = false;
         while (true)
         {
             var due = await hs.Retention.DueExpiriesAsync(hs.NowMs, 100, ct);
             if (due.Count == 0)
             {
+                if (pruned)
+                {
+                    await hs.Database.CompactAfterDeleteAsync(ct);
+                }
+
                 return handled;
             }
 
             foreach (var (eventId, roomId, _) in due)
             {
-                await DestructAsync(eventId, roomId, ct);
+                pruned |= await DestructAsync(eventId, roomId, ct);
                 handled++;
             }
         }
     }
 
-    private async Task DestructAsync(string eventId, string roomId, CancellationToken ct)
+    /// <summary>Redacts one due event; true when its content was pruned (not merely hidden under a hold, nor already gone).</summary>
+    private async Task<bool> DestructAsync(string eventId, string roomId, CancellationToken ct)
     {
         var e = await hs.Events.GetAsync(eventId, ct);
         var now = hs.NowMs;
         if (e is null)
         {
             await hs.Database.WriteAsync(tx => RetentionStore.UnscheduleAsync(tx, eventId), ct);
-            return;
+            return false;
         }
 
         var policy = await hs.RetentionPolicies.ForRoomAsync(roomId, ct);
         var original = CanonicalJson.ParseObject(e.Row.Json);
-        if (policy.AllowsDeletion(e.Pdu.OriginServerTs, now))
+        var free = policy.AllowsDeletion(e.Pdu.OriginServerTs, now);
+        if (free)
         {
             var pruned = CanonicalJson.Encode(Redaction.Redact(original, e.Pdu.RoomVersion));
             var orphans = await hs.Database.WriteAsync(async tx =>
@@ -113,6 +124,7 @@ public sealed partial class SelfDestruct(HomeserverServices hs, ILogger logger) 
         }
 
         hs.Events.Forget(eventId);
+        return free;
     }
 
     /// <inheritdoc />

@@ -47,8 +47,11 @@ public sealed partial class LetheProcess : IAsyncDisposable
         }
     }
 
-    /// <summary>Starts <c>./lethe</c> with arguments in the working directory.</summary>
-    public static LetheProcess Start(string workingDirectory, params string[] args)
+    /// <summary>Starts <c>./lethe</c> with arguments in the working directory, logging warnings and errors.</summary>
+    public static LetheProcess Start(string workingDirectory, params string[] args) => StartLogging("Warning", workingDirectory, args);
+
+    /// <summary>Starts <c>./lethe</c> with arguments in the working directory, logging from <paramref name="logLevel"/> up (LETHE_LOG_LEVEL).</summary>
+    public static LetheProcess StartLogging(string logLevel, string workingDirectory, params string[] args)
     {
         var psi = new ProcessStartInfo(Path.Combine(RepoRoot, "lethe"))
         {
@@ -63,7 +66,7 @@ public sealed partial class LetheProcess : IAsyncDisposable
             psi.ArgumentList.Add(a);
         }
 
-        psi.Environment["LETHE_LOG_LEVEL"] = "Warning";
+        psi.Environment["LETHE_LOG_LEVEL"] = logLevel;
         var process = new Process { StartInfo = psi, EnableRaisingEvents = true };
         var result = new LetheProcess(process);
         process.OutputDataReceived += (_, e) =>

@@ -104,7 +104,7 @@ public abstract class MediaReferenceTests(DatabaseEngine engine) : IAsyncLifetim
         (await Alice.SetStateAsync(roomId, "m.room.avatar", new JsonObject { ["url"] = avatar })).Ok();
         var picture = await UploadAsync();
         await SendImageAsync(roomId, picture);
-        await Server.Host.Services.RoomPurge.ShutDownAndPurgeAsync(roomId, CancellationToken.None);
+        await Server.Host.Services.RoomPurge.ShutDownAndPurgeAsync(roomId, force: false, CancellationToken.None);
         Assert.False(File.Exists(ContentPath(avatar)));
         Assert.False(File.Exists(ContentPath(picture)));
     }

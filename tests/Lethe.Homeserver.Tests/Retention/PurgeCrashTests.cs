@@ -37,12 +37,12 @@ public sealed class PurgeCrashTests
     }
 
     [Fact]
-    public async Task AKilledPurgeLosesNothingThatShouldStayAndTheNextRunFinishes()
+    public async Task AKilledPurgeLosesNothingThatShouldStayAndResumesAtStartUp()
     {
         var dir = TestHomeserver.NewTempDir();
         var config = await ConfigAsync(dir);
         await Accounts.UserStoreSeed.AdminInDatabaseAsync(ConfigLoader.LoadFile(config), "root");
-        string roomId, token;
+        string roomId, liveRoom, plainRoom, token;
         await using (var first = LetheProcess.Start(dir, "serve", "--config", config))
         {
             using var http = new HttpClient { BaseAddress = await first.WaitForUrlAsync(StartTimeout), Timeout = TimeSpan.FromMinutes(2) };
@@ -53,9 +53,19 @@ public sealed class PurgeCrashTests
                 await alice.SendTextAsync(roomId, "expiring " + i);
             }
 
+            // The same job visits a room whose messages live for a day (none has expired), and a room without a policy.
+            liveRoom = await alice.CreateRoomAsync();
+            plainRoom = await alice.CreateRoomAsync();
+            for (var i = 0; i < 5; i++)
+            {
+                await alice.SendTextAsync(liveRoom, "live " + i);
+                await alice.SendTextAsync(plainRoom, "kept " + i);
+            }
+
             var admin = new MatrixClient(http);
             await admin.LoginAsync("root");
             token = admin.AccessToken!;
+            (await admin.PutAsync($"/_lethe/admin/v1/rooms/{liveRoom}/retention", new JsonObject { ["max_lifetime"] = 86_400_000 })).Ok();
             (await admin.PutAsync($"/_lethe/admin/v1/rooms/{roomId}/retention", new JsonObject { ["max_lifetime"] = 1000 })).Ok();
             await Poll.UntilAsync(async () => (await alice.GetAsync($"/_matrix/client/v3/rooms/{roomId}/messages?dir=b&limit=5")).Ok()["chunk"]!.AsArray().Bodies().Count == 0,
                 TimeSpan.FromSeconds(10), "the messages expire");
@@ -68,25 +78,65 @@ public sealed class PurgeCrashTests
             _ = purge;
         }
 
-        var remaining = await CountMessagesAsync(config);
-        Assert.InRange(remaining, 1, 299);
+        Assert.InRange(await CountMessagesAsync(dir, roomId), 1, 299);
 
+        // The job (interval: 1y) was interrupted, so the restarted server resumes it at once, without being asked.
         await using var second = LetheProcess.Start(dir, "serve", "--config", config);
         using var http2 = new HttpClient { BaseAddress = await second.WaitForUrlAsync(StartTimeout), Timeout = TimeSpan.FromMinutes(2) };
         var root = new MatrixClient(http2, token);
-        (await root.PostAsync("/_lethe/admin/v1/retention/purge", new JsonObject())).Ok();
+        await Poll.UntilAsync(async () => await CountMessagesAsync(dir, roomId) == 1, TimeSpan.FromSeconds(60), "the interrupted purge resumes at start-up");
 
-        // Every expired message is gone except the newest (the DAG's forward extremity); all state survives.
-        Assert.Equal(1, await CountMessagesAsync(config));
+        // Every expired message is gone except the newest (the DAG's forward extremity); all state survives, and so does
+        // every message that had not expired.
+        Assert.Equal(5, await CountMessagesAsync(dir, liveRoom));
+        Assert.Equal(5, await CountMessagesAsync(dir, plainRoom));
         var state = (await root.GetAsync($"/_lethe/admin/v1/rooms/{roomId}/retention")).Ok();
         Assert.Equal(1000, state["effective"]!["max_lifetime"]!.GetValue<long>());
         var alice2 = new MatrixClient(http2);
         await alice2.LoginAsync("alice");
+        Assert.Equal(["live 4", "live 3", "live 2", "live 1", "live 0"], (await alice2.GetAsync($"/_matrix/client/v3/rooms/{liveRoom}/messages?dir=b&limit=10")).Ok()["chunk"]!.AsArray().Bodies());
+        Assert.Equal(["kept 4", "kept 3", "kept 2", "kept 1", "kept 0"], (await alice2.GetAsync($"/_matrix/client/v3/rooms/{plainRoom}/messages?dir=b&limit=10")).Ok()["chunk"]!.AsArray().Bodies());
         (await alice2.GetAsync($"/_matrix/client/v3/rooms/{roomId}/state/m.room.create")).Ok();
         await alice2.SendTextAsync(roomId, "after the purge");
         Assert.Equal(["after the purge"], (await alice2.GetAsync($"/_matrix/client/v3/rooms/{roomId}/messages?dir=b&limit=5")).Ok()["chunk"]!.AsArray().Bodies());
+        (await root.PostAsync("/_lethe/admin/v1/retention/purge", new JsonObject())).Ok();
+        Assert.Equal(5, await CountMessagesAsync(dir, liveRoom));
         second.Terminate();
         Assert.Equal(0, await second.WaitForExitAsync(TimeSpan.FromSeconds(10)));
+    }
+
+    [Fact]
+    public async Task NoMessageTextReachesTheLogsEvenAtTraceLevel()
+    {
+        var dir = TestHomeserver.NewTempDir();
+        var config = await ConfigAsync(dir);
+        await Accounts.UserStoreSeed.AdminInDatabaseAsync(ConfigLoader.LoadFile(config), "root");
+        var marker = $"zq-logged-{Guid.NewGuid():N}";
+        await using var server = LetheProcess.StartLogging("Trace", dir, "serve", "--config", config);
+        using var http = new HttpClient { BaseAddress = await server.WaitForUrlAsync(StartTimeout) };
+        var alice = await new MatrixClient(http).RegisterAsync("alice");
+        var roomId = await alice.CreateRoomAsync();
+        await alice.SendTextAsync(roomId, marker);
+        (await alice.SendEventAsync(roomId, "m.room.message", new JsonObject
+        {
+            ["msgtype"] = "m.text", ["body"] = marker + "-selfdestruct", ["org.matrix.self_destruct_after"] = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() + 500,
+        })).Ok();
+        (await alice.SetStateAsync(roomId, "m.room.retention", "{\"max_lifetime\": \"" + marker + "\"}")).Error(HttpStatusCode.BadRequest, "M_BAD_JSON");
+        await alice.SendTextAsync(roomId, "newest");
+        var admin = new MatrixClient(http);
+        await admin.LoginAsync("root");
+        (await admin.PutAsync($"/_lethe/admin/v1/rooms/{roomId}/retention", new JsonObject { ["max_lifetime"] = 1000 })).Ok();
+        await Poll.UntilAsync(async () => !(await alice.GetAsync($"/_matrix/client/v3/rooms/{roomId}/messages?dir=b")).Ok()["chunk"]!.AsArray().Bodies().Any(b => b.StartsWith(marker, StringComparison.Ordinal)),
+            TimeSpan.FromSeconds(10), "the messages expire");
+        Assert.True((await admin.PostAsync("/_lethe/admin/v1/retention/purge", new JsonObject())).Ok()["purged"]!.GetValue<long>() >= 2);
+        server.Terminate();
+        Assert.Equal(0, await server.WaitForExitAsync(TimeSpan.FromSeconds(10)));
+
+        // The logs say what happened (requests, the purge) and never what was written.
+        var logs = server.Stdout + server.Stderr;
+        Assert.Contains("/send/m.room.message/", logs, StringComparison.Ordinal);
+        Assert.Contains("Retention purge", logs, StringComparison.Ordinal);
+        Assert.DoesNotContain(marker, logs, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -128,9 +178,11 @@ public sealed class PurgeCrashTests
         return jobs.Where(j => j!["job"]!.GetValue<string>().StartsWith("retention_purge", StringComparison.Ordinal)).Sum(j => j!["last_items"]!.GetValue<long>());
     }
 
-    private static async Task<long> CountMessagesAsync(string configPath)
+    /// <summary>Messages of a room stored in the SQLite file, read alongside the running server (or after it died).</summary>
+    private static async Task<long> CountMessagesAsync(string dir, string roomId)
     {
-        await using var db = await Database.OpenAsync(ConfigLoader.LoadFile(configPath).Database);
-        return await db.ReadAsync(c => Dapper.SqlMapper.ExecuteScalarAsync<long>(c, "SELECT COUNT(*) FROM events WHERE type = 'm.room.message'"));
+        await using var conn = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={dir}/hs.db;Mode=ReadOnly;Pooling=False");
+        await conn.OpenAsync();
+        return await Dapper.SqlMapper.ExecuteScalarAsync<long>(conn, "SELECT COUNT(*) FROM events WHERE type = 'm.room.message' AND room_id = @roomId", new { roomId });
     }
 }

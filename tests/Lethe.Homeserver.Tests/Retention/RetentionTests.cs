@@ -314,6 +314,186 @@ public abstract class RetentionTests(DatabaseEngine engine) : IAsyncLifetime
         (await Server.NewClient().GetAsync("/_matrix/client/v3/retention/configuration")).Error(HttpStatusCode.Unauthorized, "M_MISSING_TOKEN");
     }
 
+    [Fact]
+    public async Task TheDefaultPolicyExpiresRoomsWithoutOneOfTheirOwn()
+    {
+        var clock = new TestClock();
+        await using var server = await TestHomeserver.StartAsync(engine, extraYaml: TestHomeserver.OpenRegistration + """
+            retention:
+              enabled: true
+              default_policy:
+                max_lifetime: 1d
+              purge_jobs:
+                - interval: 1y
+
+            """, clock: clock);
+        var alice = await server.RegisterAsync("alice");
+        var plain = await alice.CreateRoomAsync();
+        var ownPolicy = await alice.CreateRoomAsync();
+        (await alice.SetStateAsync(ownPolicy, "m.room.retention", new JsonObject { ["max_lifetime"] = 5 * (long)Day.TotalMilliseconds })).Ok();
+        var doomed = $"zq-default-{Guid.NewGuid():N}";
+        var kept = $"zq-own-policy-{Guid.NewGuid():N}";
+        await alice.SendTextAsync(plain, doomed);
+        await alice.SendTextAsync(ownPolicy, kept);
+        await alice.SendTextAsync(ownPolicy, "newest");
+
+        clock.Advance(Day * 2);
+        await alice.SendTextAsync(plain, "fresh");
+        Assert.Equal(["fresh"], (await alice.GetAsync($"/_matrix/client/v3/rooms/{plain}/messages?dir=b")).Ok()["chunk"]!.AsArray().Bodies());
+        Assert.Contains(kept, (await alice.GetAsync($"/_matrix/client/v3/rooms/{ownPolicy}/messages?dir=b")).Ok()["chunk"]!.AsArray().Bodies());
+        Assert.Equal(1, await server.Host.Purger.RunAllAsync(CancellationToken.None));
+        var stored = await server.Host.Database.ReadAsync(async c => (await c.QueryAsync<byte[]>("SELECT json FROM events")).Select(j => Encoding.UTF8.GetString(j)).ToList());
+        Assert.DoesNotContain(stored, j => j.Contains(doomed, StringComparison.Ordinal));
+        Assert.Contains(stored, j => j.Contains(kept, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task TheExpiryBoundaryIsTheSameForHidingAndPurging()
+    {
+        // A clock that stands still, so the test can stand one millisecond either side of the boundary.
+        var clock = new SettableClock(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+        await using var server = await TestHomeserver.StartAsync(engine, extraYaml: TestHomeserver.OpenRegistration + Config, clock: clock);
+        var alice = await server.RegisterAsync("alice");
+        var roomId = await alice.CreateRoomAsync();
+        var max = (long)Day.TotalMilliseconds;
+        (await alice.SetStateAsync(roomId, "m.room.retention", new JsonObject { ["max_lifetime"] = max })).Ok();
+        var marker = $"zq-boundary-{Guid.NewGuid():N}";
+        var id = await alice.SendTextAsync(roomId, marker);
+        var sentTs = (await alice.GetAsync($"/_matrix/client/v3/rooms/{roomId}/event/{id}")).Ok()["origin_server_ts"]!.GetValue<long>();
+        await alice.SendTextAsync(roomId, "newest");
+        async Task<bool> StoredAsync() => (await server.Host.Database.ReadAsync(c => c.ExecuteScalarAsync<long>(
+            "SELECT COUNT(*) FROM events WHERE event_id = @id", new { id }))) == 1;
+
+        // One millisecond before origin_server_ts + max_lifetime the message is served and kept...
+        clock.NowMs = sentTs + max - 1;
+        Assert.Equal(marker, (await alice.GetAsync($"/_matrix/client/v3/rooms/{roomId}/event/{id}")).Ok()["content"]!["body"]!.GetValue<string>());
+        Assert.Equal(0, await server.Host.Purger.RunAllAsync(CancellationToken.None));
+        Assert.True(await StoredAsync());
+
+        // ...and at that instant it is neither served nor kept.
+        clock.NowMs = sentTs + max;
+        (await alice.GetAsync($"/_matrix/client/v3/rooms/{roomId}/event/{id}")).Error(HttpStatusCode.NotFound, "M_NOT_FOUND");
+        Assert.DoesNotContain(marker, (await alice.GetAsync($"/_matrix/client/v3/rooms/{roomId}/messages?dir=b")).Ok()["chunk"]!.AsArray().Bodies());
+        Assert.Equal(1, await server.Host.Purger.RunAllAsync(CancellationToken.None));
+        Assert.False(await StoredAsync());
+    }
+
+    [Fact]
+    public async Task SelfDestructedContentIsGoneFromEveryByteOnDisk()
+    {
+        var roomId = await RoomWithPolicyAsync(null);
+        var marker = $"zq-selfdestruct-disk-{Guid.NewGuid():N}";
+        await Alice.SendEventAsync(roomId, "m.room.message", new JsonObject { ["msgtype"] = "m.text", ["body"] = marker, ["org.matrix.self_destruct_after"] = Server.Host.Services.NowMs + 1000 });
+        var survivor = $"zq-survivor-{Guid.NewGuid():N}";
+        await Alice.SendTextAsync(roomId, survivor);
+        Clock.Advance(TimeSpan.FromMinutes(1));
+
+        // The self-destruct timer (four times a second) prunes the message and compacts the database.
+        await Poll.UntilAsync(async () => !await StoredContainsAsync(marker) && (engine != DatabaseEngine.Sqlite || !(await DataDirectoryTextAsync()).Contains(marker, StringComparison.Ordinal)),
+            TimeSpan.FromSeconds(15), "the self-destructed text to leave the database files and the WAL");
+        if (engine == DatabaseEngine.Sqlite)
+        {
+            Assert.Contains(survivor, await DataDirectoryTextAsync(), StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public async Task ThePurgeTimerRunsJobsByItself()
+    {
+        // The real clock and a job every second: nobody asks for a purge, the timer does it.
+        await using var server = await TestHomeserver.StartAsync(engine, extraYaml: TestHomeserver.OpenRegistration + """
+            retention:
+              enabled: true
+              purge_jobs:
+                - interval: 1s
+
+            """);
+        var alice = await server.RegisterAsync("alice");
+        await Accounts.UserStoreSeed.AdminAsync(server, "root");
+        var root = server.NewClient();
+        await root.LoginAsync("root");
+        var roomId = await alice.CreateRoomAsync();
+        var marker = $"zq-timer-{Guid.NewGuid():N}";
+        await alice.SendTextAsync(roomId, marker);
+        await alice.SendTextAsync(roomId, "newest");
+        (await root.PutAsync($"/_lethe/admin/v1/rooms/{roomId}/retention", new JsonObject { ["max_lifetime"] = 500 })).Ok();
+
+        await Poll.UntilAsync(
+            async () => !(await server.Host.Database.ReadAsync(async c => (await c.QueryAsync<byte[]>("SELECT json FROM events")).ToList()))
+                .Any(j => Encoding.UTF8.GetString(j).Contains(marker, StringComparison.Ordinal)),
+            TimeSpan.FromSeconds(30), "the purge timer to purge the expired message");
+        var job = (await root.GetAsync("/_lethe/admin/v1/jobs")).Ok()["jobs"]!.AsArray().Single(j => j!["job"]!.GetValue<string>().StartsWith("retention_purge", StringComparison.Ordinal))!;
+        Assert.True(job["total_items"]!.GetValue<long>() >= 1);
+        Assert.NotNull(job["next_run_ts"]);
+    }
+
+    [Fact]
+    public async Task AStoppedPurgeIsRecordedAsInterruptedAndDueAtOnce()
+    {
+        var clock = new TestClock();
+        await using var server = await TestHomeserver.StartAsync(engine, extraYaml: TestHomeserver.OpenRegistration + """
+            retention:
+              enabled: true
+              purge_batch_size: 1
+              purge_batch_delay: 50ms
+              purge_jobs:
+                - interval: 1y
+
+            """, clock: clock);
+        var alice = await server.RegisterAsync("alice");
+        await Accounts.UserStoreSeed.AdminAsync(server, "root");
+        var root = server.NewClient();
+        await root.LoginAsync("root");
+        var roomId = await alice.CreateRoomAsync();
+        (await alice.SetStateAsync(roomId, "m.room.retention", new JsonObject { ["max_lifetime"] = (long)Day.TotalMilliseconds })).Ok();
+        for (var i = 0; i < 40; i++)
+        {
+            await alice.SendTextAsync(roomId, "expiring " + i);
+        }
+
+        clock.Advance(Day * 2);
+        async Task<JsonNode> JobAsync() => (await root.GetAsync("/_lethe/admin/v1/jobs")).Ok()["jobs"]!.AsArray().Single(j => j!["job"]!.GetValue<string>().StartsWith("retention_purge", StringComparison.Ordinal))!;
+        Assert.True((await JobAsync())["next_run_ts"]!.GetValue<long>() > server.Host.Services.NowMs + 300L * 86_400_000, "first run one interval after the job first appears");
+
+        // Stop the run part-way, as a shutdown does.
+        using var stop = new CancellationTokenSource();
+        var run = server.Host.Purger.RunAllAsync(stop.Token);
+        await Poll.UntilAsync(async () => (await JobAsync())["last_items"]!.GetValue<long>() >= 3, TimeSpan.FromSeconds(30), "the purge makes progress");
+        await stop.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => run);
+
+        var job = await JobAsync();
+        Assert.False(job["running"]!.GetValue<bool>());
+        Assert.StartsWith("interrupted", job["last_error"]!.GetValue<string>(), StringComparison.Ordinal);
+        Assert.True(job["next_run_ts"]!.GetValue<long>() <= server.Host.Services.NowMs, "due again at once, so the next start resumes it");
+        Assert.InRange(job["last_items"]!.GetValue<long>(), 3, 38);
+    }
+
+    private async Task<string> DataDirectoryTextAsync()
+    {
+        var all = new StringBuilder();
+        foreach (var file in Directory.GetFiles(Server.Dir, "*", SearchOption.AllDirectories))
+        {
+            all.Append(Encoding.UTF8.GetString(await File.ReadAllBytesAsync(file)));
+        }
+
+        return all.ToString();
+    }
+
+    /// <summary>A clock the test sets to the millisecond (timers still run in real time).</summary>
+    private sealed class SettableClock(long nowMs) : TimeProvider
+    {
+        private long _nowMs = nowMs;
+
+        public long NowMs
+        {
+            get => Interlocked.Read(ref _nowMs);
+            set => Interlocked.Exchange(ref _nowMs, value);
+        }
+
+        public override DateTimeOffset GetUtcNow() => DateTimeOffset.FromUnixTimeMilliseconds(NowMs);
+    }
+
     /// <summary>True when any stored event's JSON still contains the text.</summary>
     private async Task<bool> StoredContainsAsync(string text) =>
         await Server.Host.Database.ReadAsync(async c =>
