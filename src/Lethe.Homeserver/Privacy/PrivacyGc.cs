@@ -9,7 +9,8 @@ namespace Lethe.Homeserver.Privacy;
 /// The personal-data garbage collectors, run every few minutes: the original content of redacted events is deleted once
 /// <c>redaction_retention_period</c> has passed since the redaction (and the room's <c>min_lifetime</c> allows), and
 /// client IP addresses and user agents are forgotten once a device has not been seen for <c>user_ips_max_age</c>.
-/// Deleting a device deletes its IP and user agent at once (they live on the device's row). Rooms every local member
+/// Deleting a device deletes its IP and user agent at once (they live on the device's row); the next run compacts
+/// the database so their bytes leave the files too. Rooms every local member
 /// has left and forgotten are deleted <c>forgotten_room_retention_period</c> after the last one forgot them.
 /// </summary>
 public sealed partial class PrivacyGc(HomeserverServices hs, ILogger logger) : IAsyncDisposable
@@ -65,7 +66,10 @@ public sealed partial class PrivacyGc(HomeserverServices hs, ILogger logger) : I
                 ips = await hs.Privacy.PruneClientIpsAsync(hs.NowMs - maxAge, ct);
             }
 
-            if (redactions > 0 || ips > 0)
+            // A deleted device's IP address and user agent left the database with its row; compacting takes the
+            // bytes out of the files (free pages, the WAL) too.
+            var devicesDeleted = hs.Activity.TakeDeletions();
+            if (redactions > 0 || ips > 0 || devicesDeleted)
             {
                 await hs.Database.CompactAfterDeleteAsync(ct);
             }
