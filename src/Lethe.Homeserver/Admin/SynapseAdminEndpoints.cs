@@ -205,7 +205,7 @@ public static class SynapseAdminEndpoints
         });
 
         // DELETE /_synapse/admin/v2/rooms/{roomId} {"purge": true}: local members leave, then (with purge) the room is deleted.
-        var deletions = new ConcurrentDictionary<string, (string RoomId, string Status)>(StringComparer.Ordinal);
+        var deletions = new ConcurrentDictionary<string, RoomDeletion>(StringComparer.Ordinal);
         app.MapJson("DELETE", V2 + "/rooms/{roomId}", ResourceGroup.Client, async ctx =>
         {
             await RegistrationTokenEndpoints.RequireAdminAsync(ctx, hs);
@@ -223,11 +223,15 @@ public static class SynapseAdminEndpoints
 
             var purge = body.OptionalBool("purge", true);
             var deleteId = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(8));
-            deletions[deleteId] = (roomId, purge ? "purging" : "shutting_down");
+            deletions[deleteId] = new RoomDeletion(roomId, purge ? "purging" : "shutting_down");
             _ = Task.Run(async () =>
             {
                 try
                 {
+                    // What the deletion did is read from the room before and after: who was made to leave (or could
+                    // not be), and which aliases went with it.
+                    var local = await LocalMembersAsync(hs, roomId);
+                    var aliases = await hs.RoomStore.AliasesAsync(roomId, CancellationToken.None);
                     if (purge)
                     {
                         await hs.RoomPurge.ShutDownAndPurgeAsync(roomId, CancellationToken.None);
@@ -237,11 +241,18 @@ public static class SynapseAdminEndpoints
                         await hs.RoomPurge.ShutDownAsync(roomId, CancellationToken.None);
                     }
 
-                    deletions[deleteId] = (roomId, "complete");
+                    var remaining = await LocalMembersAsync(hs, roomId);
+                    var kept = await hs.RoomStore.AliasesAsync(roomId, CancellationToken.None);
+                    deletions[deleteId] = new RoomDeletion(roomId, "complete")
+                    {
+                        KickedUsers = [.. local.Where(u => !remaining.Contains(u)).Order(StringComparer.Ordinal)],
+                        FailedToKickUsers = [.. local.Where(remaining.Contains).Order(StringComparer.Ordinal)],
+                        LocalAliases = [.. aliases.Where(a => !kept.Contains(a)).Order(StringComparer.Ordinal)],
+                    };
                 }
                 catch (Exception ex) when (ex is System.Data.Common.DbException or InvalidOperationException or ObjectDisposedException or MatrixException)
                 {
-                    deletions[deleteId] = (roomId, "failed");
+                    deletions[deleteId] = new RoomDeletion(roomId, "failed") { Error = ex is MatrixException ? ex.Message : "The room could not be deleted; see the server's log" };
                 }
             });
             return new JsonObject { ["delete_id"] = deleteId };
@@ -252,17 +263,14 @@ public static class SynapseAdminEndpoints
         {
             await RegistrationTokenEndpoints.RequireAdminAsync(ctx, hs);
             return deletions.TryGetValue(ctx.Route("deleteId"), out var d)
-                ? new JsonObject { ["status"] = d.Status, ["shutdown_room"] = new JsonObject() }
+                ? d.ToJson(null)
                 : throw MatrixException.NotFound("delete id not found");
         });
         app.MapJson("GET", V2 + "/rooms/{roomId}/delete_status", ResourceGroup.Client, async ctx =>
         {
             await RegistrationTokenEndpoints.RequireAdminAsync(ctx, hs);
             var roomId = ctx.Route("roomId");
-            var found = deletions.Where(kv => kv.Value.RoomId == roomId).Select(kv => (JsonNode)new JsonObject
-            {
-                ["delete_id"] = kv.Key, ["status"] = kv.Value.Status, ["shutdown_room"] = new JsonObject(),
-            }).ToArray();
+            var found = deletions.Where(kv => kv.Value.RoomId == roomId).Select(kv => (JsonNode)kv.Value.ToJson(kv.Key)).ToArray();
             return found.Length > 0 ? new JsonObject { ["results"] = new JsonArray(found) } : throw MatrixException.NotFound("No delete task for this room");
         });
 
@@ -522,6 +530,52 @@ public static class SynapseAdminEndpoints
         };
     }
 
+    /// <summary>The local users joined to, invited to or knocking on a room (none once it is deleted).</summary>
+    private static async Task<HashSet<string>> LocalMembersAsync(HomeserverServices hs, string roomId)
+    {
+        var local = ":" + hs.ServerName;
+        var snap = await hs.Snapshots.GetAsync(roomId, CancellationToken.None);
+        return snap is null
+            ? []
+            : [.. snap.Memberships.Where(m => m.Key.EndsWith(local, StringComparison.Ordinal) && m.Value is Membership.Join or Membership.Invite or Membership.Knock).Select(m => m.Key)];
+    }
+
+    /// <summary>A room deletion's status and, once complete, what it did (Synapse's <c>shutdown_room</c>).</summary>
+    private sealed record RoomDeletion(string RoomId, string Status)
+    {
+        public IReadOnlyList<string> KickedUsers { get; init; } = [];
+
+        public IReadOnlyList<string> FailedToKickUsers { get; init; } = [];
+
+        public IReadOnlyList<string> LocalAliases { get; init; } = [];
+
+        public string? Error { get; init; }
+
+        public JsonObject ToJson(string? deleteId)
+        {
+            var json = new JsonObject();
+            if (deleteId is not null)
+            {
+                json["delete_id"] = deleteId;
+            }
+
+            json["status"] = Status;
+            if (Error is not null)
+            {
+                json["error"] = Error;
+            }
+
+            json["shutdown_room"] = new JsonObject
+            {
+                ["kicked_users"] = new JsonArray([.. KickedUsers.Select(u => (JsonNode)u)]),
+                ["failed_to_kick_users"] = new JsonArray([.. FailedToKickUsers.Select(u => (JsonNode)u)]),
+                ["local_aliases"] = new JsonArray([.. LocalAliases.Select(a => (JsonNode)a)]),
+                ["new_room_id"] = null,
+            };
+            return json;
+        }
+    }
+
     private static bool Matches(JsonObject room, string? term) =>
         term is null || new[] { "name", "canonical_alias", "room_id" }.Any(k => room[k] is JsonValue v && v.GetValue<string>().Contains(term, StringComparison.OrdinalIgnoreCase));
 
@@ -560,7 +614,7 @@ public static class SynapseAdminEndpoints
         return parsed.Server.Value == hs.ServerName ? userId : throw MatrixException.InvalidParam("Can only look up local users");
     }
 
-    private static long QueryInt(HttpContext ctx, string name, long fallback, long min, long max)
+    internal static long QueryInt(HttpContext ctx, string name, long fallback, long min, long max)
     {
         var text = ctx.Query(name);
         if (text is null)
