@@ -46,7 +46,7 @@ public sealed class PrivacyStore(Database db)
 
     /// <summary>
     /// Deletes what the server holds about an erased user beyond their room events: profile, account data (room tags
-    /// included), filters, presence and receipts; marks the erasure complete. Devices, tokens and the password went
+    /// included), filters, presence, receipts and the reports they made; marks the erasure complete. Devices, tokens and the password went
     /// with deactivation.
     /// </summary>
     public Task PurgeErasedDataAsync(string userId, CancellationToken ct = default) =>
@@ -54,7 +54,8 @@ public sealed class PrivacyStore(Database db)
         {
             var c = tx.Connection!;
             await c.ExecuteAsync("UPDATE profiles SET displayname = NULL, avatar_url = NULL WHERE user_id = @userId", new { userId }, tx);
-            foreach (var table in new[] { "account_data", "filters", "presence", "receipts" })
+            // reports.user_id is the reporter: the reports they made go (reports about them are the admins' evidence).
+            foreach (var table in new[] { "account_data", "filters", "presence", "receipts", "reports" })
             {
                 await c.ExecuteAsync($"DELETE FROM {table} WHERE user_id = @userId", new { userId }, tx);
             }

@@ -53,6 +53,7 @@ public static class PrivacyEndpoints
                 ["client_ips_pruned"] = result.ClientIpsPruned,
                 ["forgotten_rooms_purged"] = result.ForgottenRoomsPurged,
                 ["erasures_completed"] = result.ErasuresCompleted,
+                ["reports_pruned"] = result.ReportsPruned,
             };
         });
     }
