@@ -124,6 +124,13 @@ public abstract class ReportTests(DatabaseEngine engine)
             Assert.True(await s.Server.FilesContainAsync(alicesReason));
         }
 
+        // Carol can see what is kept about her reports, and until when.
+        var privacy = (await s.Carol.GetAsync("/_lethe/client/v1/privacy")).Ok();
+        Assert.Equal(30 * 86_400_000L, privacy["policies"]!["report_retention_period_ms"]!.GetValue<long>());
+        var made = privacy["stored"]!["reports_made"]!.AsArray();
+        Assert.Equal(2, made.Count);
+        Assert.All(made, r => Assert.Equal(r!["received_ts"]!.GetValue<long>() + 30 * 86_400_000L, r["deleted_after_ts"]!.GetValue<long>()));
+
         // Alice is erased: the reports she made go, from the files too; Carol's stay.
         (await s.Root.PostAsync("/_synapse/admin/v1/deactivate/" + s.Alice.UserId, new JsonObject { ["erase"] = true })).Ok();
         Assert.Equal(0, await StoredReportsAsync(s.Server, alicesReason));
