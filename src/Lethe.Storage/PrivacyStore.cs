@@ -46,8 +46,8 @@ public sealed class PrivacyStore(Database db)
 
     /// <summary>
     /// Deletes what the server holds about an erased user beyond their room events: profile, account data (room tags
-    /// included), filters, presence, receipts and the reports they made; marks the erasure complete. Devices, tokens and the password went
-    /// with deactivation.
+    /// included), filters, presence, receipts and the reports they made; marks the erasure complete. Devices, tokens
+    /// and the password went with deactivation.
     /// </summary>
     public Task PurgeErasedDataAsync(string userId, CancellationToken ct = default) =>
         db.WriteAsync(async tx =>

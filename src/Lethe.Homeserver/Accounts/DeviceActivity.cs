@@ -39,8 +39,9 @@ public sealed class DeviceActivity(DeviceStore devices)
     }
 
     /// <summary>
-    /// Drops what is pending for deleted devices (all the user's when <paramref name="deviceIds"/> is null) and notes the deletion: their rows (IP address and user agent
-    /// included) are gone from the database, and the next privacy GC run compacts the files so no copy lingers in them.
+    /// Drops what is pending for deleted devices (all the user's when <paramref name="deviceIds"/> is null) and notes
+    /// the deletion: their rows (IP address and user agent included) are gone from the database, and the next privacy
+    /// GC run compacts the files so no copy lingers in them.
     /// </summary>
     public void Forget(string userId, IEnumerable<string>? deviceIds = null)
     {

@@ -10,9 +10,9 @@ namespace Lethe.Homeserver.Privacy;
 /// <c>redaction_retention_period</c> has passed since the redaction (and the room's <c>min_lifetime</c> allows), and
 /// client IP addresses and user agents are forgotten once a device has not been seen for <c>user_ips_max_age</c>.
 /// Deleting a device deletes its IP and user agent at once (they live on the device's row); the next run compacts
-/// the database so their bytes leave the files too. Rooms every local member
-/// has left and forgotten are deleted <c>forgotten_room_retention_period</c> after the last one forgot them, and content
-/// reports <c>report_retention_period</c> after they arrived.
+/// the database so their bytes leave the files too. Rooms every local member has left and forgotten are deleted
+/// <c>forgotten_room_retention_period</c> after the last one forgot them, and content reports
+/// <c>report_retention_period</c> after they arrived.
 /// </summary>
 public sealed partial class PrivacyGc(HomeserverServices hs, ILogger logger) : IAsyncDisposable
 {
@@ -67,14 +67,14 @@ public sealed partial class PrivacyGc(HomeserverServices hs, ILogger logger) : I
                 ips = await hs.Privacy.PruneClientIpsAsync(hs.NowMs - maxAge, ct);
             }
 
-            // A deleted device's IP address and user agent left the database with its row; compacting takes the
-            // bytes out of the files (free pages, the WAL) too.
             long reports = 0;
             if (hs.Config.ReportRetentionPeriod is { } reportPeriod)
             {
                 reports = await hs.Reports.DeleteReceivedUpToAsync(hs.NowMs - reportPeriod, ct);
             }
 
+            // A deleted device's IP address and user agent left the database with its row; compacting takes the
+            // bytes out of the files (free pages, the WAL) too.
             var devicesDeleted = hs.Activity.TakeDeletions();
             if (redactions > 0 || ips > 0 || reports > 0 || devicesDeleted)
             {
