@@ -56,6 +56,7 @@ public sealed class HomeserverServices : IDisposable
         Retention = new RetentionStore(database);
         Privacy = new PrivacyStore(database);
         Admin = new AdminStore(database);
+        Reports = new ReportStore(database);
         Erasure = new Privacy.Erasure(this);
         RoomPurge = new Privacy.RoomPurge(this);
         Export = new Privacy.UserExport(this);
@@ -101,6 +102,9 @@ public sealed class HomeserverServices : IDisposable
 
     /// <summary>Queries behind the admin API.</summary>
     public AdminStore Admin { get; }
+
+    /// <summary>Content reports (events, rooms, users) for the server's administrators.</summary>
+    public ReportStore Reports { get; }
 
     /// <summary>Privacy policy consent.</summary>
     public Privacy.Consent Consent { get; }

@@ -183,6 +183,7 @@ public sealed partial class LetheHost : IAsyncDisposable
         RelationEndpoints.Map(app, services);
         TimestampEndpoints.Map(app, services);
         ReportEndpoints.Map(app, services);
+        ReportAdminEndpoints.Map(app, services);
         RoomUpgrades.Map(app, services);
         Media.MediaEndpoints.Map(app, services, services.Media);
         Media.MediaAdminEndpoints.Map(app, services, services.Media);

@@ -46,15 +46,16 @@ public sealed class PrivacyStore(Database db)
 
     /// <summary>
     /// Deletes what the server holds about an erased user beyond their room events: profile, account data (room tags
-    /// included), filters, presence and receipts; marks the erasure complete. Devices, tokens and the password went
-    /// with deactivation.
+    /// included), filters, presence, receipts and the reports they made; marks the erasure complete. Devices, tokens
+    /// and the password went with deactivation.
     /// </summary>
     public Task PurgeErasedDataAsync(string userId, CancellationToken ct = default) =>
         db.WriteAsync(async tx =>
         {
             var c = tx.Connection!;
             await c.ExecuteAsync("UPDATE profiles SET displayname = NULL, avatar_url = NULL WHERE user_id = @userId", new { userId }, tx);
-            foreach (var table in new[] { "account_data", "filters", "presence", "receipts" })
+            // reports.user_id is the reporter: the reports they made go (reports about them are the admins' evidence).
+            foreach (var table in new[] { "account_data", "filters", "presence", "receipts", "reports" })
             {
                 await c.ExecuteAsync($"DELETE FROM {table} WHERE user_id = @userId", new { userId }, tx);
             }
@@ -133,6 +134,26 @@ public sealed class PrivacyStore(Database db)
     public Task<List<AccountDataRow>> AccountDataAsync(string userId, CancellationToken ct = default) =>
         db.ReadAsync(async c => (await c.QueryAsync<AccountDataRow>(
             "SELECT room_id, type, content, stream_ordering FROM account_data WHERE user_id = @userId ORDER BY room_id, type", new { userId })).AsList(), ct);
+
+    /// <summary>The user's stored sync filters, oldest first (for data export).</summary>
+    public Task<List<(long FilterId, byte[] Json)>> FiltersAsync(string userId, CancellationToken ct = default) =>
+        db.ReadAsync(async c => (await c.QueryAsync<(long, byte[])>(
+            "SELECT filter_id, json FROM filters WHERE user_id = @userId ORDER BY filter_id", new { userId })).AsList(), ct);
+
+    /// <summary>The user's current receipts, public and private, in every room (for data export).</summary>
+    public Task<List<ReceiptRow>> ReceiptsAsync(string userId, CancellationToken ct = default) =>
+        db.ReadAsync(async c => (await c.QueryAsync<ReceiptRow>(
+            "SELECT room_id, receipt_type, user_id, thread_id, event_id, event_stream, ts, stream_ordering FROM receipts WHERE user_id = @userId ORDER BY room_id, receipt_type, thread_id",
+            new { userId })).AsList(), ct);
+
+    /// <summary>The user's key backup versions that were not deleted, with how many keys each holds (for data export).</summary>
+    public Task<List<(long Version, string Algorithm, byte[] AuthData, long Etag, long Keys)>> KeyBackupVersionsAsync(string userId, CancellationToken ct = default) =>
+        db.ReadAsync(async c => (await c.QueryAsync<(long, string, byte[], long, long)>(
+            """
+            SELECT v.version, v.algorithm, v.auth_data, v.etag,
+                   (SELECT COUNT(*) FROM room_key_backup_keys k WHERE k.user_id = v.user_id AND k.version = v.version)
+            FROM room_key_backup_versions v WHERE v.user_id = @userId AND v.deleted = FALSE ORDER BY v.version
+            """, new { userId })).AsList(), ct);
 
     /// <summary>How many events the user has sent that are still stored, and how many account data entries they have.</summary>
     public Task<(long SentEvents, long AccountData)> CountsAsync(string userId, CancellationToken ct = default) =>

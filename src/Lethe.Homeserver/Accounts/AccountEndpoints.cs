@@ -333,6 +333,7 @@ public static class AccountEndpoints
             return (all, await E2eKeyStore.RecordChangeAsync(tx, userId));
         }, ct);
         hashes.ForEach(hs.Auth.Forget);
+        hs.Activity.Forget(userId, ids);
         await hs.DeviceLists.PublishAsync(userId, stream, ct);
         await hs.Push.RefreshPushUsersAsync(ct);
     }
@@ -354,6 +355,7 @@ public static class AccountEndpoints
             return (all, await E2eKeyStore.RecordChangeAsync(tx, userId));
         }, ct);
         hashes.ForEach(hs.Auth.Forget);
+        hs.Activity.Forget(userId);
         await hs.DeviceLists.PublishAsync(userId, stream, ct);
         await hs.Push.RefreshPushUsersAsync(ct);
         var self = new Requester(userId, "", "", IsAdmin: false, IsGuest: false);

@@ -7,6 +7,7 @@ namespace Lethe.Homeserver.Accounts;
 public sealed class DeviceActivity(DeviceStore devices)
 {
     private readonly ConcurrentDictionary<(string UserId, string DeviceId), Seen> _pending = new();
+    private int _deletedSinceCompaction;
 
     /// <summary>Notes a request from a device.</summary>
     public void Record(string userId, string deviceId, long ts, string? ip, string? userAgent) =>
@@ -36,6 +37,24 @@ public sealed class DeviceActivity(DeviceStore devices)
             }
         }
     }
+
+    /// <summary>
+    /// Drops what is pending for deleted devices (all the user's when <paramref name="deviceIds"/> is null) and notes
+    /// the deletion: their rows (IP address and user agent included) are gone from the database, and the next privacy
+    /// GC run compacts the files so no copy lingers in them.
+    /// </summary>
+    public void Forget(string userId, IEnumerable<string>? deviceIds = null)
+    {
+        foreach (var key in deviceIds?.Select(d => (userId, d)) ?? _pending.Keys.Where(k => k.UserId == userId))
+        {
+            _pending.TryRemove(key, out _);
+        }
+
+        Interlocked.Exchange(ref _deletedSinceCompaction, 1);
+    }
+
+    /// <summary>True, once, when devices were deleted since the last call (the privacy GC then compacts the database).</summary>
+    public bool TakeDeletions() => Interlocked.Exchange(ref _deletedSinceCompaction, 0) == 1;
 
     private sealed record Seen(long Ts, string? Ip, string? UserAgent);
 }

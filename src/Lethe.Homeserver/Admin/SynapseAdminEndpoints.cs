@@ -207,7 +207,7 @@ public static class SynapseAdminEndpoints
         // DELETE /_synapse/admin/v2/rooms/{roomId} {"purge": true, "force_purge": false}: local members leave, then (with purge)
         // the room is deleted. Messages the room's min_lifetime still holds stay until the hold ends (the deletion then
         // finishes by itself; status "purging" with held_until_ts meanwhile), unless force_purge overrides the hold.
-        var deletions = new ConcurrentDictionary<string, (string RoomId, string Status)>(StringComparer.Ordinal);
+        var deletions = new ConcurrentDictionary<string, RoomDeletion>(StringComparer.Ordinal);
         app.MapJson("DELETE", V2 + "/rooms/{roomId}", ResourceGroup.Client, async ctx =>
         {
             await RegistrationTokenEndpoints.RequireAdminAsync(ctx, hs);
@@ -226,12 +226,16 @@ public static class SynapseAdminEndpoints
             var purge = body.OptionalBool("purge", true);
             var force = body.OptionalBool("force_purge", false);
             var deleteId = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(8));
-            deletions[deleteId] = (roomId, purge ? "purging" : "shutting_down");
+            deletions[deleteId] = new RoomDeletion(roomId, purge ? "purging" : "shutting_down");
             _ = Task.Run(async () =>
             {
                 try
                 {
                     var complete = true;
+                    // What the deletion did is read from the room before and after: who was made to leave (or could
+                    // not be), and which aliases went with it.
+                    var local = await LocalMembersAsync(hs, roomId);
+                    var aliases = await hs.RoomStore.AliasesAsync(roomId, CancellationToken.None);
                     if (purge)
                     {
                         complete = (await hs.RoomPurge.ShutDownAndPurgeAsync(roomId, force, CancellationToken.None)).Complete;
@@ -241,11 +245,18 @@ public static class SynapseAdminEndpoints
                         await hs.RoomPurge.ShutDownAsync(roomId, CancellationToken.None);
                     }
 
-                    deletions[deleteId] = (roomId, complete ? "complete" : Held);
+                    var remaining = await LocalMembersAsync(hs, roomId);
+                    var kept = await hs.RoomStore.AliasesAsync(roomId, CancellationToken.None);
+                    deletions[deleteId] = new RoomDeletion(roomId, complete ? "complete" : Held)
+                    {
+                        KickedUsers = [.. local.Where(u => !remaining.Contains(u)).Order(StringComparer.Ordinal)],
+                        FailedToKickUsers = [.. local.Where(remaining.Contains).Order(StringComparer.Ordinal)],
+                        LocalAliases = [.. aliases.Where(a => !kept.Contains(a)).Order(StringComparer.Ordinal)],
+                    };
                 }
                 catch (Exception ex) when (ex is System.Data.Common.DbException or InvalidOperationException or ObjectDisposedException or MatrixException)
                 {
-                    deletions[deleteId] = (roomId, "failed");
+                    deletions[deleteId] = new RoomDeletion(roomId, "failed") { Error = ex is MatrixException ? ex.Message : "The room could not be deleted; see the server's log" };
                 }
             });
             return new JsonObject { ["delete_id"] = deleteId };
@@ -256,7 +267,7 @@ public static class SynapseAdminEndpoints
         {
             await RegistrationTokenEndpoints.RequireAdminAsync(ctx, hs);
             return deletions.TryGetValue(ctx.Route("deleteId"), out var d)
-                ? await DeleteStatusAsync(hs, d.RoomId, d.Status, ctx.RequestAborted)
+                ? await DeleteStatusAsync(hs, d, null, ctx.RequestAborted)
                 : throw MatrixException.NotFound("delete id not found");
         });
         app.MapJson("GET", V2 + "/rooms/{roomId}/delete_status", ResourceGroup.Client, async ctx =>
@@ -266,8 +277,7 @@ public static class SynapseAdminEndpoints
             var found = new JsonArray();
             foreach (var (id, d) in deletions.Where(kv => kv.Value.RoomId == roomId))
             {
-                var status = await DeleteStatusAsync(hs, roomId, d.Status, ctx.RequestAborted);
-                status["delete_id"] = id;
+                var status = await DeleteStatusAsync(hs, d, id, ctx.RequestAborted);
                 found.Add(status);
             }
 
@@ -363,12 +373,12 @@ public static class SynapseAdminEndpoints
     /// <summary>A deletion held back by min_lifetime: "purging" until the held-deletion job has deleted the room.</summary>
     private const string Held = "held";
 
-    private static async Task<JsonObject> DeleteStatusAsync(HomeserverServices hs, string roomId, string status, CancellationToken ct)
+    private static async Task<JsonObject> DeleteStatusAsync(HomeserverServices hs, RoomDeletion deletion, string? deleteId, CancellationToken ct)
     {
-        var result = new JsonObject { ["status"] = status, ["shutdown_room"] = new JsonObject() };
-        if (status == Held)
+        var result = deletion.ToJson(deleteId);
+        if (deletion.Status == Held)
         {
-            var heldUntil = await hs.Jobs.NextRunAsync(Retention.LegalHolds.RoomJobPrefix + roomId, ct);
+            var heldUntil = await hs.Jobs.NextRunAsync(Retention.LegalHolds.RoomJobPrefix + deletion.RoomId, ct);
             result["status"] = heldUntil is null ? "complete" : "purging";
             if (heldUntil is not null)
             {
@@ -549,6 +559,52 @@ public static class SynapseAdminEndpoints
         };
     }
 
+    /// <summary>The local users joined to, invited to or knocking on a room (none once it is deleted).</summary>
+    private static async Task<HashSet<string>> LocalMembersAsync(HomeserverServices hs, string roomId)
+    {
+        var local = ":" + hs.ServerName;
+        var snap = await hs.Snapshots.GetAsync(roomId, CancellationToken.None);
+        return snap is null
+            ? []
+            : [.. snap.Memberships.Where(m => m.Key.EndsWith(local, StringComparison.Ordinal) && m.Value is Membership.Join or Membership.Invite or Membership.Knock).Select(m => m.Key)];
+    }
+
+    /// <summary>A room deletion's status and, once complete, what it did (Synapse's <c>shutdown_room</c>).</summary>
+    private sealed record RoomDeletion(string RoomId, string Status)
+    {
+        public IReadOnlyList<string> KickedUsers { get; init; } = [];
+
+        public IReadOnlyList<string> FailedToKickUsers { get; init; } = [];
+
+        public IReadOnlyList<string> LocalAliases { get; init; } = [];
+
+        public string? Error { get; init; }
+
+        public JsonObject ToJson(string? deleteId)
+        {
+            var json = new JsonObject();
+            if (deleteId is not null)
+            {
+                json["delete_id"] = deleteId;
+            }
+
+            json["status"] = Status;
+            if (Error is not null)
+            {
+                json["error"] = Error;
+            }
+
+            json["shutdown_room"] = new JsonObject
+            {
+                ["kicked_users"] = new JsonArray([.. KickedUsers.Select(u => (JsonNode)u)]),
+                ["failed_to_kick_users"] = new JsonArray([.. FailedToKickUsers.Select(u => (JsonNode)u)]),
+                ["local_aliases"] = new JsonArray([.. LocalAliases.Select(a => (JsonNode)a)]),
+                ["new_room_id"] = null,
+            };
+            return json;
+        }
+    }
+
     private static bool Matches(JsonObject room, string? term) =>
         term is null || new[] { "name", "canonical_alias", "room_id" }.Any(k => room[k] is JsonValue v && v.GetValue<string>().Contains(term, StringComparison.OrdinalIgnoreCase));
 
@@ -587,7 +643,7 @@ public static class SynapseAdminEndpoints
         return parsed.Server.Value == hs.ServerName ? userId : throw MatrixException.InvalidParam("Can only look up local users");
     }
 
-    private static long QueryInt(HttpContext ctx, string name, long fallback, long min, long max)
+    internal static long QueryInt(HttpContext ctx, string name, long fallback, long min, long max)
     {
         var text = ctx.Query(name);
         if (text is null)

@@ -185,6 +185,7 @@ public static class ConfigLoader
             RedactionRetentionPeriod = root.IsExplicitNull("redaction_retention_period") ? null : root.Duration("redaction_retention_period", 7 * 86_400_000L),
             ForgottenRoomRetentionPeriod = root.Duration("forgotten_room_retention_period", null),
             EraseDelay = root.Duration("erase_delay", null),
+            ReportRetentionPeriod = root.IsExplicitNull("report_retention_period") ? null : root.Duration("report_retention_period", 365 * 86_400_000L),
             UserIpsMaxAge = root.IsExplicitNull("user_ips_max_age") ? null : root.Duration("user_ips_max_age", 28 * 86_400_000L),
             Push = ReadPush(root),
             ServerNotices = ReadServerNotices(root),

@@ -69,6 +69,9 @@ public sealed record HomeserverConfig
     /// <summary><c>erase_delay</c> (ms): the grace period between an erasure and the deletion of the user's data; null deletes at once.</summary>
     public long? EraseDelay { get; init; }
 
+    /// <summary><c>report_retention_period</c> (ms): how long content reports (with the reporter's ID and reason) are kept; null keeps them forever. Default 365 days.</summary>
+    public long? ReportRetentionPeriod { get; init; } = 365 * 86_400_000L;
+
     /// <summary><c>user_ips_max_age</c> (ms): how long a device's last IP address and user agent are kept after it was last seen; null keeps them. Default 28 days.</summary>
     public long? UserIpsMaxAge { get; init; } = 28 * 86_400_000L;
 

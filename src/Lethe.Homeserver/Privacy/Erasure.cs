@@ -5,8 +5,9 @@ namespace Lethe.Homeserver.Privacy;
 
 /// <summary>
 /// GDPR erasure at deactivation (<c>erase: true</c>, MSC4025 semantics, the "email model"): the account is deactivated
-/// and its profile, account data, filters, presence, receipts and uploaded media deleted; from then on every event the user sent is
-/// served redacted to anyone who was not in the room when it was sent, while those who were keep what they received.
+/// and its profile, account data, filters, presence, receipts, the reports they made and uploaded media deleted; from
+/// then on every event the user sent is served redacted to anyone who was not in the room when it was sent, while
+/// those who were keep what they received.
 /// The check lives in <see cref="Rooms.EventVisibility"/>, so it holds on every read path.
 /// </summary>
 public sealed class Erasure(HomeserverServices hs)
@@ -27,9 +28,9 @@ public sealed class Erasure(HomeserverServices hs)
 
     /// <summary>
     /// Deactivates and erases the account. Readers see the erasure at once. The user's data (profile, account data,
-    /// filters, presence, receipts, uploads) is deleted now, or after <c>erase_delay</c> when that grace period is
-    /// configured (an admin can cancel within it). The profile goes before the user leaves their rooms, so the leave
-    /// events carry no name or avatar.
+    /// filters, presence, receipts, reports made, uploads) is deleted now, or after <c>erase_delay</c> when that grace
+    /// period is configured (an admin can cancel within it). The profile goes before the user leaves their rooms, so
+    /// the leave events carry no name or avatar.
     /// </summary>
     public async Task EraseAsync(string userId, CancellationToken ct)
     {

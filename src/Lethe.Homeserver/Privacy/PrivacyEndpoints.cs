@@ -53,6 +53,7 @@ public static class PrivacyEndpoints
                 ["client_ips_pruned"] = result.ClientIpsPruned,
                 ["forgotten_rooms_purged"] = result.ForgottenRoomsPurged,
                 ["erasures_completed"] = result.ErasuresCompleted,
+                ["reports_pruned"] = result.ReportsPruned,
             };
         });
     }
@@ -122,6 +123,12 @@ public static class PrivacyEndpoints
                 ["account_data_entries"] = accountData,
                 ["rooms"] = rooms,
                 ["redacted_content_pending_deletion"] = pending,
+                ["reports_made"] = new JsonArray([.. (await hs.Reports.ByReporterAsync(userId, ct)).Select(r => (JsonNode)new JsonObject
+                {
+                    ["report_id"] = r.Id,
+                    ["received_ts"] = r.ReceivedTs,
+                    ["deleted_after_ts"] = config.ReportRetentionPeriod is { } kept ? r.ReceivedTs + kept : null,
+                })]),
             },
             ["policies"] = new JsonObject
             {
@@ -130,6 +137,7 @@ public static class PrivacyEndpoints
                 ["redaction_retention_period_ms"] = config.RedactionRetentionPeriod,
                 ["user_ips_max_age_ms"] = config.UserIpsMaxAge,
                 ["forgotten_room_retention_period_ms"] = config.ForgottenRoomRetentionPeriod,
+                ["report_retention_period_ms"] = config.ReportRetentionPeriod,
             },
             ["export"] = "/_lethe/client/v1/export",
         };

@@ -9,8 +9,10 @@ namespace Lethe.Homeserver.Privacy;
 /// The personal-data garbage collectors, run every few minutes: the original content of redacted events is deleted once
 /// <c>redaction_retention_period</c> has passed since the redaction (and the room's <c>min_lifetime</c> allows), and
 /// client IP addresses and user agents are forgotten once a device has not been seen for <c>user_ips_max_age</c>.
-/// Deleting a device deletes its IP and user agent at once (they live on the device's row). Rooms every local member
-/// has left and forgotten are deleted <c>forgotten_room_retention_period</c> after the last one forgot them.
+/// Deleting a device deletes its IP and user agent at once (they live on the device's row); the next run compacts
+/// the database so their bytes leave the files too. Rooms every local member has left and forgotten are deleted
+/// <c>forgotten_room_retention_period</c> after the last one forgot them, and content reports
+/// <c>report_retention_period</c> after they arrived.
 /// </summary>
 public sealed partial class PrivacyGc(HomeserverServices hs, ILogger logger) : IAsyncDisposable
 {
@@ -23,7 +25,7 @@ public sealed partial class PrivacyGc(HomeserverServices hs, ILogger logger) : I
     private long _next = hs.NowMs + IntervalMs;
 
     /// <summary>What one run deleted.</summary>
-    public sealed record Result(long RedactionsPruned, long ClientIpsPruned, long ForgottenRoomsPurged, long ErasuresCompleted = 0);
+    public sealed record Result(long RedactionsPruned, long ClientIpsPruned, long ForgottenRoomsPurged, long ErasuresCompleted = 0, long ReportsPruned = 0);
 
     /// <summary>Runs the collectors when their interval has passed and no run is under way (called by the host's housekeeping timer).</summary>
     public async Task RunIfDueAsync(CancellationToken ct)
@@ -65,7 +67,16 @@ public sealed partial class PrivacyGc(HomeserverServices hs, ILogger logger) : I
                 ips = await hs.Privacy.PruneClientIpsAsync(hs.NowMs - maxAge, ct);
             }
 
-            if (redactions > 0 || ips > 0)
+            long reports = 0;
+            if (hs.Config.ReportRetentionPeriod is { } reportPeriod)
+            {
+                reports = await hs.Reports.DeleteReceivedUpToAsync(hs.NowMs - reportPeriod, ct);
+            }
+
+            // A deleted device's IP address and user agent left the database with its row; compacting takes the
+            // bytes out of the files (free pages, the WAL) too.
+            var devicesDeleted = hs.Activity.TakeDeletions();
+            if (redactions > 0 || ips > 0 || reports > 0 || devicesDeleted)
             {
                 await hs.Database.CompactAfterDeleteAsync(ct);
             }
@@ -89,8 +100,9 @@ public sealed partial class PrivacyGc(HomeserverServices hs, ILogger logger) : I
 
             hs.Metrics.PrivacyGcItems.Add(redactions, new KeyValuePair<string, object?>("job", "redactions"));
             hs.Metrics.PrivacyGcItems.Add(ips, new KeyValuePair<string, object?>("job", "client_ips"));
-            LogRun(logger, redactions, ips, rooms);
-            return new Result(redactions, ips, rooms, erasures);
+            hs.Metrics.PrivacyGcItems.Add(reports, new KeyValuePair<string, object?>("job", "reports"));
+            LogRun(logger, redactions, ips, rooms, reports);
+            return new Result(redactions, ips, rooms, erasures, reports);
         }
         finally
         {
@@ -156,8 +168,8 @@ public sealed partial class PrivacyGc(HomeserverServices hs, ILogger logger) : I
         await _running.WaitAsync();
     }
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Privacy GC: {Redactions} redacted events pruned, {Ips} devices' IP addresses forgotten, {Rooms} forgotten rooms deleted")]
-    private static partial void LogRun(ILogger logger, long redactions, long ips, long rooms);
+    [LoggerMessage(Level = LogLevel.Information, Message = "Privacy GC: {Redactions} redacted events pruned, {Ips} devices' IP addresses forgotten, {Rooms} forgotten rooms deleted, {Reports} old reports deleted")]
+    private static partial void LogRun(ILogger logger, long redactions, long ips, long rooms, long reports);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Privacy GC failed; the next run resumes")]
     private static partial void LogFailed(ILogger logger, Exception exception);

@@ -11,7 +11,8 @@ namespace Lethe.Homeserver.Privacy;
 
 /// <summary>
 /// A full export of what the server holds about one user (data portability), in the layout docs/export.md documents:
-/// <c>user.json</c> (account, profile, devices without secrets, account data, rooms), <c>sent_events.jsonl</c> (every
+/// <c>user.json</c> (account, profile, devices without secrets, account data, push rules and pushers, consent,
+/// presence, filters, receipts, reports made, public E2EE keys, rooms), <c>sent_events.jsonl</c> (every
 /// event they sent that is still kept), <c>sent_messages.csv</c>, <c>media.jsonl</c> and <c>media/…</c> (their
 /// uploads), and <c>rooms/…/timeline.jsonl</c> (each room's timeline as they may see it). Everything is streamed a page at a time, so memory stays flat as history grows.
 /// </summary>
@@ -120,6 +121,34 @@ public sealed class UserExport(HomeserverServices hs)
             ["consent"] = await hs.Privacy.ConsentAsync(userId, ct) is { } consent
                 ? new JsonObject { ["version"] = consent.Version, ["consented_ts"] = consent.ConsentedTs }
                 : null,
+            ["presence"] = await hs.Presence.GetAsync(userId, ct) is { } presence
+                ? new JsonObject { ["presence"] = presence.State, ["status_msg"] = presence.StatusMsg, ["last_active_ts"] = presence.LastActiveTs }
+                : null,
+            ["filters"] = new JsonArray([.. (await hs.Privacy.FiltersAsync(userId, ct)).Select(f => (JsonNode)new JsonObject
+            {
+                ["filter_id"] = f.FilterId.ToString(CultureInfo.InvariantCulture),
+                ["filter"] = JsonNode.Parse(f.Json),
+            })]),
+            ["receipts"] = new JsonArray([.. (await hs.Privacy.ReceiptsAsync(userId, ct)).Select(r => (JsonNode)new JsonObject
+            {
+                ["room_id"] = r.RoomId,
+                ["receipt_type"] = r.ReceiptType,
+                ["thread_id"] = r.ThreadId.Length == 0 ? null : r.ThreadId,
+                ["event_id"] = r.EventId,
+                ["ts"] = r.Ts,
+            })]),
+            ["reports"] = new JsonArray([.. (await hs.Reports.ByReporterAsync(userId, ct)).Select(r => (JsonNode)new JsonObject
+            {
+                ["report_id"] = r.Id,
+                ["kind"] = r.EventId is not null ? "event" : r.TargetUserId is not null ? "user" : "room",
+                ["room_id"] = r.RoomId,
+                ["event_id"] = r.EventId,
+                ["user_id"] = r.TargetUserId,
+                ["reason"] = r.Reason,
+                ["score"] = r.Score,
+                ["received_ts"] = r.ReceivedTs,
+            })]),
+            ["e2ee"] = await E2eeJsonAsync(userId, ct),
             ["rooms"] = new JsonArray(rooms.Select(r => (JsonNode)new JsonObject
             {
                 ["room_id"] = r.RoomId,
@@ -135,11 +164,6 @@ public sealed class UserExport(HomeserverServices hs)
         };
     }
 
-    /// <summary>
-    /// The user's sent events as JSON lines and as CSV rows, in one pass over the pages. The CSV goes to a temporary
-    /// file first and is copied in afterwards, because a zip archive written to a non-seekable stream takes one entry
-    /// at a time.
-    /// </summary>
     /// <summary>A device as the export and the privacy report show it: no tokens or keys, its last IP and user agent.</summary>
     public static JsonObject DeviceJson(DeviceRecord d) => new()
     {
@@ -150,6 +174,42 @@ public sealed class UserExport(HomeserverServices hs)
         ["last_seen_ip"] = d.LastSeenIp,
         ["last_seen_user_agent"] = d.LastSeenUserAgent,
     };
+
+    /// <summary>
+    /// The public half of the user's end-to-end encryption setup: each device's identity keys, the cross-signing
+    /// public keys, and the key backup versions with how many keys each holds. The backed-up keys themselves are
+    /// encrypted for the user's recovery key (the server cannot read them; clients restore them through the key backup
+    /// API), and one-time keys are short-lived key material: neither is exported.
+    /// </summary>
+    private async Task<JsonObject> E2eeJsonAsync(string userId, CancellationToken ct)
+    {
+        var deviceKeys = new JsonObject();
+        foreach (var (deviceId, json, _) in await hs.Keys.DeviceKeysAsync(userId, [], ct))
+        {
+            deviceKeys[deviceId] = JsonNode.Parse(json);
+        }
+
+        var crossSigning = new JsonObject();
+        foreach (var (type, row) in (await hs.Keys.CrossSigningKeysAsync(userId, ct)).OrderBy(k => k.Key, StringComparer.Ordinal))
+        {
+            crossSigning[type] = JsonNode.Parse(row.KeyJson);
+        }
+
+        var backups = new JsonArray();
+        foreach (var v in await hs.Privacy.KeyBackupVersionsAsync(userId, ct))
+        {
+            backups.Add(new JsonObject
+            {
+                ["version"] = v.Version.ToString(CultureInfo.InvariantCulture),
+                ["algorithm"] = v.Algorithm,
+                ["auth_data"] = JsonNode.Parse(v.AuthData),
+                ["etag"] = v.Etag.ToString(CultureInfo.InvariantCulture),
+                ["count"] = v.Keys,
+            });
+        }
+
+        return new JsonObject { ["device_keys"] = deviceKeys, ["cross_signing_keys"] = crossSigning, ["key_backup_versions"] = backups };
+    }
 
     /// <summary>The user's pushers, without their pushkeys (device tokens for the push gateway, a secret of the app).</summary>
     private async Task<JsonArray> PushersAsync(string userId, CancellationToken ct)
@@ -172,6 +232,11 @@ public sealed class UserExport(HomeserverServices hs)
         return list;
     }
 
+    /// <summary>
+    /// The user's sent events as JSON lines and as CSV rows, in one pass over the pages. The CSV goes to a temporary
+    /// file first and is copied in afterwards, because a zip archive written to a non-seekable stream takes one entry
+    /// at a time.
+    /// </summary>
     private async Task<long> WriteSentAsync(string userId, ISink sink, CancellationToken ct)
     {
         var viewer = new ClientEventFormat.Viewer(userId, "");

@@ -16,7 +16,7 @@ public static class ReportEndpoints
     /// <summary>Maps the endpoints.</summary>
     public static void Map(IEndpointRouteBuilder app, HomeserverServices hs)
     {
-        var store = new ReportStore(hs.Database);
+        var store = hs.Reports;
 
         // POST /_matrix/client/v3/rooms/{roomId}/report/{eventId}
         app.MapClient("POST", "/rooms/{roomId}/report/{eventId}", async ctx =>

@@ -13,6 +13,8 @@ namespace Lethe.Homeserver.Tests.Infrastructure;
 /// <summary>A real Lethe server in this process: a config file in a temp folder, real Kestrel on 127.0.0.1 with a free port, a real database.</summary>
 public sealed class TestHomeserver : IAsyncDisposable
 {
+    private readonly List<HttpClient> _extraClients = [];
+
     private TestHomeserver(LetheHost host, string dir, HttpClient client, CapturingLoggerProvider log)
     {
         Host = host;
@@ -104,6 +106,33 @@ public sealed class TestHomeserver : IAsyncDisposable
     /// <summary>Config lines that open registration without verification, for tests that register users through the API.</summary>
     public const string OpenRegistration = "enable_registration: true\nenable_registration_without_verification: true\n";
 
+    /// <summary>
+    /// True when any file in the data folder (the SQLite database, its WAL, media, config) holds <paramref name="text"/>
+    /// as UTF-8 bytes: the "deleted means gone from disk" check.
+    /// </summary>
+    public async Task<bool> FilesContainAsync(string text)
+    {
+        var needle = Encoding.UTF8.GetBytes(text);
+        foreach (var file in Directory.GetFiles(Dir, "*", SearchOption.AllDirectories))
+        {
+            if ((await File.ReadAllBytesAsync(file)).AsSpan().IndexOf(needle) >= 0)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>A client whose requests carry <paramref name="userAgent"/> (the HTTP client is disposed with the server's).</summary>
+    public MatrixClient NewClient(string userAgent)
+    {
+        var http = new HttpClient { BaseAddress = BaseAddress, Timeout = Client.Timeout };
+        http.DefaultRequestHeaders.TryAddWithoutValidation("User-Agent", userAgent);
+        _extraClients.Add(http);
+        return new MatrixClient(http) { ServerLog = () => Log.Text };
+    }
+
     /// <summary>GETs a path and parses the JSON body, asserting the status.</summary>
     public async Task<JsonObject> GetJsonAsync(string path, int expectedStatus = 200)
     {
@@ -117,6 +146,7 @@ public sealed class TestHomeserver : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         Client.Dispose();
+        _extraClients.ForEach(c => c.Dispose());
         await Host.DisposeAsync();
         try
         {

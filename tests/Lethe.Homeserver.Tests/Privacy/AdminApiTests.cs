@@ -123,6 +123,54 @@ public abstract class AdminApiTests(DatabaseEngine engine)
         Assert.Equal(bob.UserId, Assert.Single((await root.GetAsync($"/_synapse/admin/v1/rooms/{roomId}/members")).Ok()["members"]!.AsArray())!.GetValue<string>());
         await bob.SendTextAsync(roomId, "the room works on");
     }
+
+    [Fact]
+    public async Task RoomDeletionStatusSaysWhoWasMadeToLeaveAndWhichAliasesWent()
+    {
+        var (server, root, bob) = await StartAsync();
+        await using var _ = server;
+        var alice = await server.RegisterAsync("alice");
+        var carol = await server.RegisterAsync("carol");
+
+        async Task<JsonObject> DeleteAsync(string roomId, bool purge)
+        {
+            var id = (await root.DeleteAsync($"/_synapse/admin/v2/rooms/{roomId}", new JsonObject { ["purge"] = purge })).Ok()["delete_id"]!.GetValue<string>();
+            await Poll.UntilAsync(async () => (await root.GetAsync("/_synapse/admin/v2/rooms/delete_status/" + id)).Ok()["status"]!.GetValue<string>() is "complete" or "failed",
+                TimeSpan.FromSeconds(30), "the room deletion to finish");
+            var status = (await root.GetAsync("/_synapse/admin/v2/rooms/delete_status/" + id)).Ok();
+            Assert.Equal("complete", status["status"]!.GetValue<string>());
+
+            // The by-room form answers the same, with the delete ID.
+            var byRoom = Assert.Single((await root.GetAsync($"/_synapse/admin/v2/rooms/{roomId}/delete_status")).Ok()["results"]!.AsArray())!;
+            Assert.Equal(id, byRoom["delete_id"]!.GetValue<string>());
+            Assert.Equal(status["shutdown_room"]!.ToJsonString(), byRoom["shutdown_room"]!.ToJsonString());
+            return status["shutdown_room"]!.AsObject();
+        }
+
+        static List<string> Strings(JsonNode? array) => array!.AsArray().Select(n => n!.GetValue<string>()).ToList();
+
+        // Purged: the joined and the invited were made to leave, and both of the room's aliases went with it.
+        var doomed = await alice.CreateRoomAsync(new JsonObject { ["preset"] = "public_chat", ["room_alias_name"] = "doomed" });
+        (await alice.PutAsync("/_matrix/client/v3/directory/room/%23doomed-too:test.local", new JsonObject { ["room_id"] = doomed })).Ok();
+        await bob.JoinAsync(doomed);
+        await alice.InviteAsync(doomed, carol.UserId);
+        var purged = await DeleteAsync(doomed, purge: true);
+        Assert.Equal(new[] { alice.UserId, bob.UserId, carol.UserId }.Order(StringComparer.Ordinal), Strings(purged["kicked_users"]));
+        Assert.Empty(Strings(purged["failed_to_kick_users"]));
+        Assert.Equal(["#doomed-too:test.local", "#doomed:test.local"], Strings(purged["local_aliases"]));
+        Assert.Null(purged["new_room_id"]);
+        (await bob.GetAsync("/_matrix/client/v3/directory/room/%23doomed:test.local")).Error(HttpStatusCode.NotFound, "M_NOT_FOUND");
+
+        // Shut down without purge: the members leave, the room and its alias stay.
+        var closed = await alice.CreateRoomAsync(new JsonObject { ["preset"] = "public_chat", ["room_alias_name"] = "closed" });
+        await bob.JoinAsync(closed);
+        var shut = await DeleteAsync(closed, purge: false);
+        Assert.Equal(new[] { alice.UserId, bob.UserId }.Order(StringComparer.Ordinal), Strings(shut["kicked_users"]));
+        Assert.Empty(Strings(shut["local_aliases"]));
+        Assert.Equal(closed, (await bob.GetAsync("/_matrix/client/v3/directory/room/%23closed:test.local")).Ok()["room_id"]!.GetValue<string>());
+        Assert.Empty((await bob.GetAsync("/_matrix/client/v3/joined_rooms")).Ok()["joined_rooms"]!.AsArray());
+        (await root.GetAsync("/_synapse/admin/v2/rooms/delete_status/nope")).Error(HttpStatusCode.NotFound, "M_NOT_FOUND");
+    }
 }
 
 public sealed class SqliteAdminApiTests() : AdminApiTests(DatabaseEngine.Sqlite);

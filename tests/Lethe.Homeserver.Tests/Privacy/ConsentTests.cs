@@ -90,6 +90,58 @@ public abstract class ConsentTests(DatabaseEngine engine)
     }
 
     [Fact]
+    public async Task ANewPolicyVersionBlocksEveryoneAgainUntilTheyAgreeToIt()
+    {
+        var server = await TestHomeserver.StartAsync(engine, extraYaml: TestHomeserver.OpenRegistration + Config, resources: "client, consent");
+        LetheHost? second = null;
+        try
+        {
+            var bob = await server.RegisterAsync("bob");
+            var blocked = await bob.PostAsync("/_matrix/client/v3/createRoom", new JsonObject());
+            blocked.Error(HttpStatusCode.Forbidden, "M_CONSENT_NOT_GIVEN");
+            var query = System.Web.HttpUtility.ParseQueryString(new Uri(blocked.Body["consent_uri"]!.GetValue<string>()).Query);
+            async Task AgreeAsync(HttpClient http, string version)
+            {
+                using var form = new FormUrlEncodedContent(new Dictionary<string, string> { ["u"] = query["u"]!, ["h"] = query["h"]!, ["v"] = version });
+                using var response = await http.PostAsync("/_matrix/consent", form);
+                Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            }
+
+            await AgreeAsync(server.Client, "1.0");
+            var roomId = await bob.CreateRoomAsync(new JsonObject { ["preset"] = "public_chat" });
+            await bob.SendTextAsync(roomId, "agreed to 1.0");
+
+            // The operator publishes version 2.0 of the policy and restarts the server on the same database.
+            await server.Host.StopAsync();
+            var configPath = Path.Combine(server.Dir, "homeserver.yaml");
+            await File.WriteAllTextAsync(configPath, (await File.ReadAllTextAsync(configPath)).Replace("version: \"1.0\"", "version: \"2.0\"", StringComparison.Ordinal));
+            second = await LetheHost.StartAsync(ConfigLoader.LoadFile(configPath), _ => { });
+            using var http = new HttpClient { BaseAddress = new Uri(second.Addresses[0].Replace("0.0.0.0", "127.0.0.1", StringComparison.Ordinal) + "/") };
+            var bob2 = new MatrixClient(http, bob.AccessToken);
+
+            // Agreeing to 1.0 no longer counts: sending, creating and joining are refused until Bob agrees to 2.0.
+            (await bob2.SendEventAsync(roomId, "m.room.message", new JsonObject { ["msgtype"] = "m.text", ["body"] = "still agreed?" })).Error(HttpStatusCode.Forbidden, "M_CONSENT_NOT_GIVEN");
+            (await bob2.PostAsync("/_matrix/client/v3/createRoom", new JsonObject())).Error(HttpStatusCode.Forbidden, "M_CONSENT_NOT_GIVEN");
+            (await bob2.PostAsync($"/_matrix/client/v3/join/{Uri.EscapeDataString(roomId)}", new JsonObject())).Error(HttpStatusCode.Forbidden, "M_CONSENT_NOT_GIVEN");
+            await AgreeAsync(http, "1.0");
+            (await bob2.SendEventAsync(roomId, "m.room.message", new JsonObject { ["msgtype"] = "m.text", ["body"] = "again 1.0" })).Error(HttpStatusCode.Forbidden, "M_CONSENT_NOT_GIVEN");
+
+            await AgreeAsync(http, "2.0");
+            (await bob2.SendEventAsync(roomId, "m.room.message", new JsonObject { ["msgtype"] = "m.text", ["body"] = "agreed to 2.0" })).Ok();
+            Assert.Equal("2.0", (await second.Services.Privacy.ConsentAsync(bob.UserId, CancellationToken.None))!.Value.Version);
+        }
+        finally
+        {
+            if (second is not null)
+            {
+                await second.DisposeAsync();
+            }
+
+            await server.DisposeAsync();
+        }
+    }
+
+    [Fact]
     public async Task RegistrationCanAskForConsent()
     {
         await using var server = await TestHomeserver.StartAsync(engine, extraYaml: TestHomeserver.OpenRegistration + Config.Replace("  version: \"1.0\"", "  version: \"1.0\"\n  require_at_registration: true", StringComparison.Ordinal), resources: "client, consent");

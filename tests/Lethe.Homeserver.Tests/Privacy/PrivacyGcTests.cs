@@ -65,14 +65,8 @@ public abstract class PrivacyGcTests(DatabaseEngine engine)
         if (engine == DatabaseEngine.Sqlite)
         {
             // Not in the database file, its WAL or free pages either.
-            var all = new StringBuilder();
-            foreach (var file in Directory.GetFiles(server.Dir, "*", SearchOption.AllDirectories))
-            {
-                all.Append(Encoding.UTF8.GetString(await File.ReadAllBytesAsync(file)));
-            }
-
-            Assert.DoesNotContain(redacted, all.ToString(), StringComparison.Ordinal);
-            Assert.Contains(kept, all.ToString(), StringComparison.Ordinal);
+            Assert.False(await server.FilesContainAsync(redacted));
+            Assert.True(await server.FilesContainAsync(kept));
         }
 
         // Still served as redacted, and the room works on.
@@ -164,6 +158,52 @@ public abstract class PrivacyGcTests(DatabaseEngine engine)
         Assert.True(stored[alice.DeviceId] is (_, _, null, null), "Alice's device is kept, without IP and user agent");
         Assert.True(stored[bob.DeviceId] is (_, _, null, null));
         Assert.NotNull(stored[bobAgain.DeviceId].Item3);
+    }
+
+    [Fact]
+    public async Task UserAgentsAndIpsAreGoneFromTheDatabaseFilesAfterTheMaxAgeOrADevicesDeletion()
+    {
+        var (server, clock, _, _, admin) = await StartAsync("user_ips_max_age: 28d\n");
+        await using var _ = server;
+        var idleAgent = $"zq-idle-agent-{Guid.NewGuid():N}";
+        var leavingAgent = $"zq-leaving-agent-{Guid.NewGuid():N}";
+        var idle = await server.NewClient(idleAgent).RegisterAsync("carol");
+        var leaving = await server.NewClient(leavingAgent).RegisterAsync("dave");
+        await idle.GetAsync("/_matrix/client/v3/account/whoami");
+        await leaving.GetAsync("/_matrix/client/v3/account/whoami");
+
+        // A GC run writes the devices' recent activity; both user agents are now stored.
+        Assert.Equal(0, (await RunGcAsync(admin)).Ips);
+        async Task<string?> StoredAgentAsync(MatrixClient c) => await server.Host.Database.ReadAsync(db => db.ExecuteScalarAsync<string?>(
+            "SELECT last_seen_user_agent FROM devices WHERE user_id = @u AND device_id = @d", new { u = c.UserId, d = c.DeviceId }));
+        Assert.Equal(idleAgent, await StoredAgentAsync(idle));
+        Assert.Equal(leavingAgent, await StoredAgentAsync(leaving));
+        if (engine == DatabaseEngine.Sqlite)
+        {
+            Assert.True(await server.FilesContainAsync(idleAgent));
+            Assert.True(await server.FilesContainAsync(leavingAgent));
+        }
+
+        // Logging out deletes the device, and its IP address and user agent with it, at once; the next GC run takes
+        // the bytes out of the files too (before it, the WAL still held them).
+        (await leaving.PostAsync("/_matrix/client/v3/logout", new JsonObject())).Ok();
+        Assert.Equal(0, await server.Host.Database.ReadAsync(db => db.ExecuteScalarAsync<long>(
+            "SELECT COUNT(*) FROM devices WHERE user_id = @u", new { u = leaving.UserId })));
+        Assert.Equal(0, (await RunGcAsync(admin)).Ips);
+        if (engine == DatabaseEngine.Sqlite)
+        {
+            Assert.False(await server.FilesContainAsync(leavingAgent));
+            Assert.True(await server.FilesContainAsync(idleAgent));
+        }
+
+        // The idle device keeps its row past the max age, without IP address or user agent, in the files as well.
+        clock.Advance(Day * 29);
+        Assert.Equal(1, (await RunGcAsync(admin)).Ips); // Carol's (Alice and Bob never used their tokens, so none was stored)
+        Assert.Null(await StoredAgentAsync(idle));
+        if (engine == DatabaseEngine.Sqlite)
+        {
+            Assert.False(await server.FilesContainAsync(idleAgent));
+        }
     }
 }
 
