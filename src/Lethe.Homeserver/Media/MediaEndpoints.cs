@@ -200,10 +200,12 @@ public static class MediaEndpoints
             throw MatrixException.InvalidParam("method must be scale or crop");
         }
 
-        if (ctx.Query("animated") is { } animated && animated is not ("true" or "false"))
+        var animated = ctx.Query("animated") switch
         {
-            throw MatrixException.InvalidParam("animated must be true or false");
-        }
+            null or "false" => false,
+            "true" => true,
+            _ => throw MatrixException.InvalidParam("animated must be true or false"),
+        };
 
         if ((long)width * height > hs.Config.Media.MaxImagePixels)
         {
@@ -211,7 +213,7 @@ public static class MediaEndpoints
         }
 
         var record = await FindAsync(ctx, media, legacy);
-        var (path, contentType) = await media.ThumbnailAsync(record, media.ChooseSize(width, height, method), ctx.RequestAborted);
+        var (path, contentType) = await media.ThumbnailAsync(record, media.ChooseSize(width, height, method), animated, ctx.RequestAborted);
         media.NoteAccess(record);
         FileStream stream;
         try

@@ -399,20 +399,40 @@ public sealed class MediaRepository
 
     /// <summary>
     /// A thumbnail of <paramref name="media"/> in <paramref name="size"/>: the cached file when there is one, else made
-    /// now (libgd), cached on disk and recorded. Returns the path of the cached file and its content type.
+    /// now (libvips), cached on disk and recorded. With <paramref name="animated"/> an animated source gives an animated
+    /// thumbnail (GIF or WebP); stills and animations are cached side by side (they never share a content type).
+    /// Returns the path of the cached file and its content type.
     /// </summary>
-    public async Task<(string Path, string ContentType)> ThumbnailAsync(MediaRecord media, ThumbnailSize size, CancellationToken ct)
+    public async Task<(string Path, string ContentType)> ThumbnailAsync(MediaRecord media, ThumbnailSize size, bool animated, CancellationToken ct)
     {
+        (string, string)? still = null;
         foreach (var t in await Store.ThumbnailsAsync(media.MediaId, ct))
         {
             if (t.Width == size.Width && t.Height == size.Height && t.Method == size.Method)
             {
                 var cached = Files.ThumbnailPath(media.MediaId, t.Width, t.Height, t.ContentType, t.Method);
-                if (File.Exists(cached))
+                if (!File.Exists(cached))
+                {
+                    continue;
+                }
+
+                if (IsAnimatedType(t.ContentType) == animated)
                 {
                     return (cached, t.ContentType);
                 }
+
+                if (!IsAnimatedType(t.ContentType))
+                {
+                    still = (cached, t.ContentType);
+                }
             }
+        }
+
+        // Asked for an animation, but only a still is cached: it is the answer if the source is not animated, which the
+        // header tells without decoding (so stills asked for with animated=true are not re-made on every request).
+        if (still is { } s && await IsStillAsync(media, ct))
+        {
+            return s;
         }
 
         if (media.Size > Math.Max(_hs.Config.MaxUploadSize, 64L * 1024 * 1024))
@@ -448,12 +468,12 @@ public sealed class MediaRepository
                 await stream.ReadExactlyAsync(bytes.AsMemory(prefix.Length), ct);
             }
 
-            thumbnail = await Task.Run(() => Thumbnailer.Make(bytes, size.Width, size.Height, size.Method, Config.MaxImagePixels), ct);
+            thumbnail = await Task.Run(() => Thumbnailer.Make(bytes, size.Width, size.Height, size.Method, animated, Config.MaxImagePixels), ct);
         }
-        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException or TypeInitializationException)
         {
             // A server fault, but a known one: say what is missing instead of a bare 500.
-            throw MatrixException.Of(503, ErrCode.Unknown, "Thumbnails are not available on this server: libgd (Debian package libgd3) is not installed");
+            throw MatrixException.Of(503, ErrCode.Unknown, "Thumbnails are not available on this server: libvips (bundled for linux-x64 by NetVips.Native) could not be loaded");
         }
         catch (ThumbnailException e)
         {
@@ -489,6 +509,16 @@ public sealed class MediaRepository
         }
 
         return (path, thumbnail.ContentType);
+    }
+
+    private static bool IsAnimatedType(string contentType) => contentType is "image/gif" or "image/webp";
+
+    private async Task<bool> IsStillAsync(MediaRecord media, CancellationToken ct)
+    {
+        await using var stream = Open(media.MediaId);
+        var prefix = new byte[(int)Math.Min(stream.Length, HeaderPrefix)];
+        await stream.ReadExactlyAsync(prefix, ct);
+        return ImageHeader.Read(prefix) is { Animated: false } header && (header.Format != ImageFormat.Gif || prefix.Length == stream.Length);
     }
 
     /// <summary>Deletes an item: its bytes and thumbnails from disk first, then its rows. True when anything existed.</summary>
