@@ -10,7 +10,7 @@ namespace Lethe.Homeserver.Media;
 /// The media repository: streams uploads to disk, finds media to serve, makes and caches thumbnails, and deletes media
 /// (rows and bytes). Endpoints (<see cref="MediaEndpoints"/>) and admin tools go through it.
 /// </summary>
-public sealed class MediaRepository
+public sealed class MediaRepository : IDisposable
 {
     private const int CopyBufferSize = 128 * 1024;
 
@@ -30,7 +30,11 @@ public sealed class MediaRepository
         _hs = hs;
         Store = store;
         Files = new MediaFiles(hs.Config.MediaStorePath);
+        Previews = new UrlPreviewer(hs, this);
     }
+
+    /// <summary>URL previews (off unless <c>url_preview_enabled</c>).</summary>
+    public UrlPreviewer Previews { get; }
 
     /// <summary>Media metadata.</summary>
     public MediaStore Store { get; }
@@ -179,6 +183,44 @@ public sealed class MediaRepository
         _hs.Metrics.MediaUploadedBytes.Add(size);
         return mediaId;
     }
+
+    /// <summary>
+    /// Stores bytes the server fetched itself (a URL preview's image) as a new local item owned by
+    /// <paramref name="owner"/>; returns its ID. The bytes are bounded by the caller (<c>max_spider_size</c>).
+    /// </summary>
+    public async Task<string> StoreAsync(byte[] bytes, string contentType, string? fileName, string owner, CancellationToken ct)
+    {
+        var mediaId = MediaFiles.NewMediaId();
+        var path = Files.ContentPath(mediaId);
+        if (!await Files.WriteAsync(path, bytes, ct))
+        {
+            throw CannotOverwrite();
+        }
+
+        try
+        {
+            await Store.AddAsync(new MediaRecord
+            {
+                MediaId = mediaId,
+                UserId = owner,
+                ContentType = contentType,
+                UploadName = fileName is { Length: <= 255 } && !fileName.Any(char.IsControl) ? fileName : null,
+                Size = bytes.Length,
+                CreatedTs = _hs.NowMs,
+                Authenticated = Config.EnableAuthenticatedMedia,
+            }, CancellationToken.None);
+        }
+        catch
+        {
+            MediaFiles.TryDelete(path);
+            throw;
+        }
+
+        return mediaId;
+    }
+
+    /// <inheritdoc />
+    public void Dispose() => Previews.Dispose();
 
     /// <summary>409 M_CANNOT_OVERWRITE_MEDIA: the reservation already has its bytes.</summary>
     public static MatrixException CannotOverwrite() => MatrixException.Of(409, "M_CANNOT_OVERWRITE_MEDIA", "Media already uploaded");
