@@ -560,7 +560,10 @@ public sealed class MediaRepository : IDisposable
         await using var stream = Open(media.MediaId);
         var prefix = new byte[(int)Math.Min(stream.Length, HeaderPrefix)];
         await stream.ReadExactlyAsync(prefix, ct);
-        return ImageHeader.Read(prefix) is { Animated: false } header && (header.Format != ImageFormat.Gif || prefix.Length == stream.Length);
+        // A GIF's second frame may lie past the prefix: only a GIF read whole is known to be still.
+        return ImageHeader.Read(prefix) is { } header
+            && !(header.Animated && header.Format is ImageFormat.Gif or ImageFormat.WebP)
+            && (header.Format != ImageFormat.Gif || prefix.Length == stream.Length);
     }
 
     /// <summary>Deletes an item: its bytes and thumbnails from disk first, then its rows. True when anything existed.</summary>

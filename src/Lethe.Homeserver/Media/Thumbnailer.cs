@@ -55,12 +55,14 @@ public static class Thumbnailer
         _ = Initialised.Value;
         try
         {
+            // libvips animates GIF and WebP; an animated PNG is thumbnailed as its first frame.
+            var multi = animated && header.Animated && header.Format is ImageFormat.Gif or ImageFormat.WebP;
             var frames = 1;
             int sw, sh;
             bool rotated;
 
             // Only the header is read here (libvips loads lazily): the frame count, the decoder's idea of the size, the EXIF orientation.
-            using (var probe = Image.NewFromBuffer(image, animated && header.Animated ? "n=-1" : "", failOn: Enums.FailOn.Error))
+            using (var probe = Image.NewFromBuffer(image, multi ? "n=-1" : "", failOn: Enums.FailOn.Error))
             {
                 sw = probe.Width;
                 sh = probe.PageHeight;
@@ -70,7 +72,7 @@ public static class Thumbnailer
                     throw new ThumbnailException(ThumbnailFailure.Corrupt, "The image's dimensions are inconsistent");
                 }
 
-                if (animated && header.Animated && header.Format is ImageFormat.Gif or ImageFormat.WebP && probe.Contains("n-pages"))
+                if (multi && probe.Contains("n-pages"))
                 {
                     // Every frame is decoded: bound frames × pixels by the same limit, else fall back to a still of the first frame.
                     var pages = (int)probe.Get("n-pages");
