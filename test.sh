@@ -14,7 +14,7 @@ as_root() {
 }
 
 install_packages() {
-  local wanted=(postgresql libsodium23 libgd3 python3-nacl python3-matrix-nio synadm) missing=()
+  local wanted=(postgresql libsodium23 python3-nacl python3-matrix-nio synadm) missing=()
   for p in "${wanted[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
   done

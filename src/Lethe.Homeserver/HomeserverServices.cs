@@ -269,6 +269,7 @@ public sealed class HomeserverServices : IDisposable
     public void Dispose()
     {
         Auth.Dispose();
+        Media.Dispose();
         Metrics.Dispose();
         Events.Dispose();
     }

@@ -62,6 +62,28 @@ public sealed record ThumbnailRecord
     public long Size { get; init; }
 }
 
+/// <summary>A cached URL preview.</summary>
+public sealed record UrlPreviewRecord
+{
+    /// <summary>SHA-256 (hex) of <see cref="Url"/>: the key.</summary>
+    public required string UrlHash { get; init; }
+
+    /// <summary>When it was fetched (ms).</summary>
+    public long FetchedTs { get; init; }
+
+    /// <summary>The URL as requested.</summary>
+    public required string Url { get; init; }
+
+    /// <summary>Until when it is served (ms).</summary>
+    public long ExpiresTs { get; init; }
+
+    /// <summary>The OpenGraph JSON served.</summary>
+    public required string Og { get; init; }
+
+    /// <summary>The local media holding the preview's image, if any.</summary>
+    public string? ImageMediaId { get; init; }
+}
+
 /// <summary>Metadata of local media and their thumbnails (the bytes are files under media_store_path).</summary>
 public sealed class MediaStore(Database db)
 {
@@ -143,11 +165,15 @@ public sealed class MediaStore(Database db)
         db.WriteAsync(async tx => await tx.Connection!.ExecuteAsync(
             "UPDATE media SET safe_from_quarantine = @safe WHERE media_id = @mediaId", new { mediaId, safe }, tx) == 1, ct);
 
-    /// <summary>Deletes the rows of an item and its thumbnails; the caller deletes the files. False when there was no row.</summary>
+    /// <summary>
+    /// Deletes the rows of an item and its thumbnails, and URL previews showing it (so a deleted or expired preview
+    /// image is never advertised); the caller deletes the files. False when there was no row.
+    /// </summary>
     public Task<bool> DeleteAsync(string mediaId, CancellationToken ct = default) =>
         db.WriteAsync(async tx =>
         {
             await tx.Connection!.ExecuteAsync("DELETE FROM media_thumbnails WHERE media_id = @mediaId", new { mediaId }, tx);
+            await tx.Connection!.ExecuteAsync("DELETE FROM url_previews WHERE image_media_id = @mediaId", new { mediaId }, tx);
             await tx.Connection!.ExecuteAsync("DELETE FROM media_references WHERE media_id = @mediaId", new { mediaId }, tx);
             return await tx.Connection!.ExecuteAsync("DELETE FROM media WHERE media_id = @mediaId", new { mediaId }, tx) == 1;
         }, ct);
@@ -262,4 +288,37 @@ public sealed class MediaStore(Database db)
     public Task<List<ThumbnailRecord>> ThumbnailsAsync(string mediaId, CancellationToken ct = default) =>
         db.ReadAsync(async c => (await c.QueryAsync<ThumbnailRecord>(
             "SELECT media_id, width, height, method, content_type, size FROM media_thumbnails WHERE media_id = @mediaId", new { mediaId })).AsList(), ct);
+
+    /// <summary>Caches a URL preview.</summary>
+    public Task AddPreviewAsync(UrlPreviewRecord preview, CancellationToken ct = default) =>
+        db.WriteAsync(tx => tx.Connection!.ExecuteAsync(
+            """
+            INSERT INTO url_previews (url_hash, fetched_ts, url, expires_ts, og, image_media_id) VALUES (@UrlHash, @FetchedTs, @Url, @ExpiresTs, @Og, @ImageMediaId)
+            ON CONFLICT (url_hash, fetched_ts) DO NOTHING
+            """, preview, tx), ct);
+
+    /// <summary>
+    /// The cached preview of a URL for time <paramref name="ts"/>, as Synapse picks it: the newest fetched at or before
+    /// <paramref name="ts"/>, else the oldest fetched after it. The caller checks it has not expired.
+    /// </summary>
+    public Task<UrlPreviewRecord?> GetPreviewAsync(string urlHash, long ts, CancellationToken ct = default) =>
+        db.ReadAsync(async c =>
+        {
+            const string Select = "SELECT url_hash, fetched_ts, url, expires_ts, og, image_media_id FROM url_previews WHERE url_hash = @urlHash";
+            return await c.QuerySingleOrDefaultAsync<UrlPreviewRecord?>(Select + " AND fetched_ts <= @ts ORDER BY fetched_ts DESC LIMIT 1", new { urlHash, ts })
+                ?? await c.QuerySingleOrDefaultAsync<UrlPreviewRecord?>(Select + " AND fetched_ts > @ts ORDER BY fetched_ts LIMIT 1", new { urlHash, ts });
+        }, ct);
+
+    /// <summary>Deletes previews that expired at or before <paramref name="now"/>; returns how many.</summary>
+    public Task<int> DeleteExpiredPreviewsAsync(long now, CancellationToken ct = default) =>
+        db.WriteAsync(tx => tx.Connection!.ExecuteAsync("DELETE FROM url_previews WHERE expires_ts <= @now", new { now }, tx), ct);
+
+    /// <summary>
+    /// IDs of media owned by <paramref name="owner"/> created before <paramref name="beforeTs"/> that no event ever
+    /// named and nobody protected (preview images due for deletion; media named by events goes with its events).
+    /// </summary>
+    public Task<List<string>> UnreferencedOwnedBeforeAsync(string owner, long beforeTs, int limit, CancellationToken ct = default) =>
+        db.ReadAsync(async c => (await c.QueryAsync<string>(
+            "SELECT media_id FROM media WHERE user_id = @owner AND created_ts < @beforeTs AND NOT referenced AND NOT safe_from_quarantine ORDER BY created_ts LIMIT @limit",
+            new { owner, beforeTs, limit })).AsList(), ct);
 }

@@ -49,6 +49,9 @@ public static class ConfigLoader
 
         // Lethe's own: a user's request for a full export of their data (a heavy read), three an hour.
         ["rc_export"] = new(1.0 / 1200, 3),
+
+        // Lethe's own: URL previews that miss the cache (each an outbound fetch) per user: a burst of 10, then one every 2 s.
+        ["rc_url_preview"] = new(0.5, 10),
     };
 
     /// <summary>Loads and validates a config file.</summary>
@@ -511,7 +514,7 @@ public static class ConfigLoader
         return new PushConfig { Enabled = push.Bool("enabled", true), IncludeContent = push.Bool("include_content", true) };
     }
 
-    private static List<System.Net.IPNetwork> ReadIpRanges(ConfigSection root, string key)
+    internal static List<System.Net.IPNetwork> ReadIpRanges(ConfigSection root, string key)
     {
         var result = new List<System.Net.IPNetwork>();
         var ranges = root.StringList(key);

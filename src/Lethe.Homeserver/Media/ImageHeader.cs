@@ -11,10 +11,10 @@ public enum ImageFormat
     /// <summary>PNG.</summary>
     Png,
 
-    /// <summary>GIF (first frame only).</summary>
+    /// <summary>GIF (animated too).</summary>
     Gif,
 
-    /// <summary>WebP (still images only).</summary>
+    /// <summary>WebP (animated too).</summary>
     WebP,
 }
 

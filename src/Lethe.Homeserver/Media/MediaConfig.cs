@@ -44,6 +44,9 @@ public sealed record MediaConfig
     /// <summary><c>media_retention.remote_media_lifetime</c> (ms); Lethe has no remote media cache yet, so it has nothing to act on.</summary>
     public long? RemoteMediaLifetime { get; init; }
 
+    /// <summary>URL previews (<c>url_preview_*</c>, <c>max_spider_size</c>); off by default.</summary>
+    public UrlPreviewConfig UrlPreviews { get; init; } = new();
+
     /// <summary>Read from the root of homeserver.yaml.</summary>
     internal static MediaConfig Read(ConfigSection root, List<string> warnings)
     {
@@ -93,7 +96,7 @@ public sealed record MediaConfig
             throw new ConfigException("max_image_pixels", "must be positive");
         }
 
-        ReadUrlPreviews(root, warnings);
+        var previews = UrlPreviewConfig.Read(root);
         return new MediaConfig
         {
             EnableAuthenticatedMedia = root.Bool("enable_authenticated_media", true),
@@ -105,40 +108,7 @@ public sealed record MediaConfig
             UnusedExpirationTime = root.Duration("unused_expiration_time", 86_400_000)!.Value,
             LocalMediaLifetime = retention?.Duration("local_media_lifetime", null),
             RemoteMediaLifetime = remoteLifetime,
+            UrlPreviews = previews,
         };
-    }
-
-    /// <summary>
-    /// URL previews are not implemented. The keys are read so a Synapse file starts, and the safety rule Synapse
-    /// enforces is kept: previews switched on without an IP blacklist is refused, so turning them on later can never
-    /// silently expose internal addresses.
-    /// </summary>
-    private static void ReadUrlPreviews(ConfigSection root, List<string> warnings)
-    {
-        var enabled = root.Bool("url_preview_enabled", false);
-        var blacklist = root.StringList("url_preview_ip_range_blacklist");
-        root.StringList("url_preview_ip_range_whitelist");
-        root.Accept("url_preview_url_blacklist");
-        root.Accept("max_spider_size");
-        root.Accept("url_preview_accept_language");
-        if (!enabled)
-        {
-            return;
-        }
-
-        if (blacklist.Count == 0)
-        {
-            throw new ConfigException("url_preview_ip_range_blacklist", "is required when url_preview_enabled is true (list the private and loopback ranges the server must never fetch)");
-        }
-
-        foreach (var range in blacklist)
-        {
-            if (!System.Net.IPNetwork.TryParse(range, out _) && !System.Net.IPAddress.TryParse(range, out _))
-            {
-                throw new ConfigException("url_preview_ip_range_blacklist", $"'{range}' is not an IP address or CIDR range");
-            }
-        }
-
-        warnings.Add("url_preview_enabled: Lethe does not generate URL previews yet; preview_url answers M_NOT_FOUND");
     }
 }

@@ -14,7 +14,7 @@ namespace Lethe.Homeserver.Media;
 /// The content repository of the client-server API: uploads (<c>/_matrix/media/v3/upload</c>, async
 /// <c>/_matrix/media/v1/create</c>), authenticated downloads and thumbnails (<c>/_matrix/client/v1/media/…</c>), the
 /// legacy unauthenticated <c>/_matrix/media/v3/download|thumbnail</c> (only for media uploaded while
-/// <c>enable_authenticated_media</c> was off), and a user deleting their own upload.
+/// <c>enable_authenticated_media</c> was off), URL previews, and a user deleting their own upload.
 /// </summary>
 public static class MediaEndpoints
 {
@@ -119,14 +119,28 @@ public static class MediaEndpoints
             app.MapRaw("GET", $"/_matrix/media/{version}/thumbnail/{{serverName}}/{{mediaId}}", ResourceGroup.Media, legacyThumbnail);
         }
 
-        // GET /_matrix/client/v1/media/preview_url: URL previews are not implemented (see docs/media.md).
+        // GET /_matrix/client/v1/media/preview_url?url&ts (and the legacy /_matrix/media/v3|r0/preview_url while
+        // enable_authenticated_media is off, like the other legacy media endpoints).
         JsonEndpoint preview = async ctx =>
         {
-            await hs.Auth.RequireAsync(ctx);
-            throw MatrixException.NotFound("URL previews are not available on this server");
+            var requester = await hs.Auth.RequireAsync(ctx);
+            if (!media.Previews.Enabled)
+            {
+                throw MatrixException.NotFound("URL previews are not enabled on this server");
+            }
+
+            var url = ctx.Query("url") ?? throw MatrixException.MissingParam("Missing url");
+            long? ts = ctx.Query("ts") is { } text
+                ? long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var t) ? t : throw MatrixException.InvalidParam("ts must be a non-negative integer (ms)")
+                : null;
+            return await media.Previews.PreviewAsync(url, ts, requester.UserId, ctx.RequestAborted);
         };
+        JsonEndpoint legacyPreview = ctx => hs.Config.Media.EnableAuthenticatedMedia
+            ? throw MatrixException.NotFound("This server previews URLs through the authenticated /_matrix/client/v1/media/preview_url endpoint")
+            : preview(ctx);
         app.MapJson("GET", "/_matrix/client/v1/media/preview_url", ResourceGroup.Client, preview);
-        app.MapJson("GET", "/_matrix/media/v3/preview_url", ResourceGroup.Media, preview);
+        app.MapJson("GET", "/_matrix/media/v3/preview_url", ResourceGroup.Media, legacyPreview);
+        app.MapJson("GET", "/_matrix/media/r0/preview_url", ResourceGroup.Media, legacyPreview);
 
         // DELETE /_matrix/client/unstable/org.matrix.msc3911/media/{serverName}/{mediaId}: the uploader deletes their own media, bytes included.
         app.MapJson("DELETE", "/_matrix/client/unstable/org.matrix.msc3911/media/{serverName}/{mediaId}", ResourceGroup.Client, async ctx =>
@@ -200,10 +214,12 @@ public static class MediaEndpoints
             throw MatrixException.InvalidParam("method must be scale or crop");
         }
 
-        if (ctx.Query("animated") is { } animated && animated is not ("true" or "false"))
+        var animated = ctx.Query("animated") switch
         {
-            throw MatrixException.InvalidParam("animated must be true or false");
-        }
+            null or "false" => false,
+            "true" => true,
+            _ => throw MatrixException.InvalidParam("animated must be true or false"),
+        };
 
         if ((long)width * height > hs.Config.Media.MaxImagePixels)
         {
@@ -211,7 +227,7 @@ public static class MediaEndpoints
         }
 
         var record = await FindAsync(ctx, media, legacy);
-        var (path, contentType) = await media.ThumbnailAsync(record, media.ChooseSize(width, height, method), ctx.RequestAborted);
+        var (path, contentType) = await media.ThumbnailAsync(record, media.ChooseSize(width, height, method), animated, ctx.RequestAborted);
         media.NoteAccess(record);
         FileStream stream;
         try

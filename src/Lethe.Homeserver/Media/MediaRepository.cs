@@ -10,7 +10,7 @@ namespace Lethe.Homeserver.Media;
 /// The media repository: streams uploads to disk, finds media to serve, makes and caches thumbnails, and deletes media
 /// (rows and bytes). Endpoints (<see cref="MediaEndpoints"/>) and admin tools go through it.
 /// </summary>
-public sealed class MediaRepository
+public sealed class MediaRepository : IDisposable
 {
     private const int CopyBufferSize = 128 * 1024;
 
@@ -30,7 +30,11 @@ public sealed class MediaRepository
         _hs = hs;
         Store = store;
         Files = new MediaFiles(hs.Config.MediaStorePath);
+        Previews = new UrlPreviewer(hs, this);
     }
+
+    /// <summary>URL previews (off unless <c>url_preview_enabled</c>).</summary>
+    public UrlPreviewer Previews { get; }
 
     /// <summary>Media metadata.</summary>
     public MediaStore Store { get; }
@@ -179,6 +183,44 @@ public sealed class MediaRepository
         _hs.Metrics.MediaUploadedBytes.Add(size);
         return mediaId;
     }
+
+    /// <summary>
+    /// Stores bytes the server fetched itself (a URL preview's image) as a new local item owned by
+    /// <paramref name="owner"/>; returns its ID. The bytes are bounded by the caller (<c>max_spider_size</c>).
+    /// </summary>
+    public async Task<string> StoreAsync(byte[] bytes, string contentType, string? fileName, string owner, CancellationToken ct)
+    {
+        var mediaId = MediaFiles.NewMediaId();
+        var path = Files.ContentPath(mediaId);
+        if (!await Files.WriteAsync(path, bytes, ct))
+        {
+            throw CannotOverwrite();
+        }
+
+        try
+        {
+            await Store.AddAsync(new MediaRecord
+            {
+                MediaId = mediaId,
+                UserId = owner,
+                ContentType = contentType,
+                UploadName = fileName is { Length: <= 255 } && !fileName.Any(char.IsControl) ? fileName : null,
+                Size = bytes.Length,
+                CreatedTs = _hs.NowMs,
+                Authenticated = Config.EnableAuthenticatedMedia,
+            }, CancellationToken.None);
+        }
+        catch
+        {
+            MediaFiles.TryDelete(path);
+            throw;
+        }
+
+        return mediaId;
+    }
+
+    /// <inheritdoc />
+    public void Dispose() => Previews.Dispose();
 
     /// <summary>409 M_CANNOT_OVERWRITE_MEDIA: the reservation already has its bytes.</summary>
     public static MatrixException CannotOverwrite() => MatrixException.Of(409, "M_CANNOT_OVERWRITE_MEDIA", "Media already uploaded");
@@ -399,20 +441,40 @@ public sealed class MediaRepository
 
     /// <summary>
     /// A thumbnail of <paramref name="media"/> in <paramref name="size"/>: the cached file when there is one, else made
-    /// now (libgd), cached on disk and recorded. Returns the path of the cached file and its content type.
+    /// now (libvips), cached on disk and recorded. With <paramref name="animated"/> an animated source gives an animated
+    /// thumbnail (GIF or WebP); stills and animations are cached side by side (they never share a content type).
+    /// Returns the path of the cached file and its content type.
     /// </summary>
-    public async Task<(string Path, string ContentType)> ThumbnailAsync(MediaRecord media, ThumbnailSize size, CancellationToken ct)
+    public async Task<(string Path, string ContentType)> ThumbnailAsync(MediaRecord media, ThumbnailSize size, bool animated, CancellationToken ct)
     {
+        (string, string)? still = null;
         foreach (var t in await Store.ThumbnailsAsync(media.MediaId, ct))
         {
             if (t.Width == size.Width && t.Height == size.Height && t.Method == size.Method)
             {
                 var cached = Files.ThumbnailPath(media.MediaId, t.Width, t.Height, t.ContentType, t.Method);
-                if (File.Exists(cached))
+                if (!File.Exists(cached))
+                {
+                    continue;
+                }
+
+                if (IsAnimatedType(t.ContentType) == animated)
                 {
                     return (cached, t.ContentType);
                 }
+
+                if (!IsAnimatedType(t.ContentType))
+                {
+                    still = (cached, t.ContentType);
+                }
             }
+        }
+
+        // Asked for an animation, but only a still is cached: it is the answer if the source is not animated, which the
+        // header tells without decoding (so stills asked for with animated=true are not re-made on every request).
+        if (still is { } s && await IsStillAsync(media, ct))
+        {
+            return s;
         }
 
         if (media.Size > Math.Max(_hs.Config.MaxUploadSize, 64L * 1024 * 1024))
@@ -448,12 +510,12 @@ public sealed class MediaRepository
                 await stream.ReadExactlyAsync(bytes.AsMemory(prefix.Length), ct);
             }
 
-            thumbnail = await Task.Run(() => Thumbnailer.Make(bytes, size.Width, size.Height, size.Method, Config.MaxImagePixels), ct);
+            thumbnail = await Task.Run(() => Thumbnailer.Make(bytes, size.Width, size.Height, size.Method, animated, Config.MaxImagePixels), ct);
         }
-        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException or TypeInitializationException)
         {
             // A server fault, but a known one: say what is missing instead of a bare 500.
-            throw MatrixException.Of(503, ErrCode.Unknown, "Thumbnails are not available on this server: libgd (Debian package libgd3) is not installed");
+            throw MatrixException.Of(503, ErrCode.Unknown, "Thumbnails are not available on this server: libvips (bundled for linux-x64 by NetVips.Native) could not be loaded");
         }
         catch (ThumbnailException e)
         {
@@ -489,6 +551,19 @@ public sealed class MediaRepository
         }
 
         return (path, thumbnail.ContentType);
+    }
+
+    private static bool IsAnimatedType(string contentType) => contentType is "image/gif" or "image/webp";
+
+    private async Task<bool> IsStillAsync(MediaRecord media, CancellationToken ct)
+    {
+        await using var stream = Open(media.MediaId);
+        var prefix = new byte[(int)Math.Min(stream.Length, HeaderPrefix)];
+        await stream.ReadExactlyAsync(prefix, ct);
+        // A GIF's second frame may lie past the prefix: only a GIF read whole is known to be still.
+        return ImageHeader.Read(prefix) is { } header
+            && !(header.Animated && header.Format is ImageFormat.Gif or ImageFormat.WebP)
+            && (header.Format != ImageFormat.Gif || prefix.Length == stream.Length);
     }
 
     /// <summary>Deletes an item: its bytes and thumbnails from disk first, then its rows. True when anything existed.</summary>

@@ -5,7 +5,7 @@ namespace Lethe.Homeserver.Media;
 /// <summary>
 /// The media expiry job, hourly: deletes local media nobody downloaded within <c>media_retention.local_media_lifetime</c>
 /// (avatars and media protected from quarantine are kept, as in Synapse), and reservations from <c>/create</c> that
-/// lapsed unfilled. Bytes go with the rows. Each run finds what is still due, so a crash mid-run is simply resumed.
+/// lapsed unfilled, expired URL previews and their images. Bytes go with the rows. Each run finds what is still due, so a crash mid-run is simply resumed.
 /// </summary>
 public sealed partial class MediaRetention(HomeserverServices hs, ILogger logger) : IAsyncDisposable
 {
@@ -62,6 +62,9 @@ public sealed partial class MediaRetention(HomeserverServices hs, ILogger logger
 
                 deleted += (await media.DeleteManyAsync(lapsed, ct)).Count;
             }
+
+            // Expired URL previews, and their images once two days old.
+            deleted += await media.Previews.ExpireAsync(ct);
 
             // Media a retention purge orphaned but did not get to delete (a crash in between).
             deleted += await media.DeleteOrphansAsync(await media.Store.UnreferencedAsync(1000, ct), ct);

@@ -1,9 +1,9 @@
-using System.Runtime.InteropServices;
+using NetVips;
 
 namespace Lethe.Homeserver.Media;
 
-/// <summary>A thumbnail: the encoded bytes, their content type and the dimensions they came out at.</summary>
-public sealed record Thumbnail(byte[] Bytes, string ContentType, int Width, int Height);
+/// <summary>A thumbnail: the encoded bytes, their content type, the dimensions they came out at (of one frame) and how many frames.</summary>
+public sealed record Thumbnail(byte[] Bytes, string ContentType, int Width, int Height, int Frames = 1);
 
 /// <summary>Why an image could not be thumbnailed.</summary>
 public enum ThumbnailFailure
@@ -26,21 +26,25 @@ public sealed class ThumbnailException(ThumbnailFailure failure, string message)
 }
 
 /// <summary>
-/// Scales and crops images with libgd (Debian's libgd3, which wraps libjpeg, libpng, libwebp and its own GIF codec),
-/// called through P/Invoke. Dimensions are read from the header first (<see cref="ImageHeader"/>) and images over the
-/// pixel limit are never handed to the decoder. libgd decodes only the first frame of an animated GIF and cannot
-/// decode animated WebP, so "animated" thumbnails are stills of the first frame (GIF) or refused (animated WebP).
+/// Scales and crops images with libvips (through NetVips; the native library ships in the NetVips.Native.linux-x64
+/// package). Format and dimensions are read from the header first (<see cref="ImageHeader"/>), so only JPEG, PNG,
+/// GIF and WebP ever reach libvips and images over the pixel limit are never decoded. Animated GIF and WebP keep their
+/// animation when asked (<c>animated=true</c>) as long as frames × pixels stays within the limit.
 /// </summary>
 public static class Thumbnailer
 {
-    private const int JpegQuality = 80;
+    private const int Quality = 80;
+
+    private static readonly Lazy<bool> Initialised = new(Initialise);
 
     /// <summary>
     /// Makes a thumbnail of <paramref name="image"/> for a box of <paramref name="width"/> × <paramref name="height"/>:
     /// <c>crop</c> fills the box exactly (centre crop), <c>scale</c> fits inside it keeping the aspect ratio and never
-    /// enlarges. JPEG and WebP sources give JPEG; PNG and GIF give PNG (keeping transparency), as Synapse does.
+    /// enlarges. JPEG and WebP sources give JPEG; PNG and GIF give PNG (keeping transparency), as Synapse does. With
+    /// <paramref name="animated"/> an animated GIF gives an animated GIF and an animated WebP an animated WebP; a still
+    /// source gives a still whatever was asked. No metadata (EXIF, GPS, ICC, XMP) is copied into a thumbnail.
     /// </summary>
-    public static Thumbnail Make(byte[] image, int width, int height, string method, long maxPixels)
+    public static Thumbnail Make(byte[] image, int width, int height, string method, bool animated, long maxPixels)
     {
         var header = ImageHeader.Read(image) ?? throw new ThumbnailException(ThumbnailFailure.Unsupported, "Not an image Lethe can thumbnail (JPEG, PNG, GIF or WebP)");
         if (header.Pixels > maxPixels)
@@ -48,74 +52,118 @@ public static class Thumbnailer
             throw new ThumbnailException(ThumbnailFailure.TooManyPixels, $"The image is {header.Width}×{header.Height}, more than the {maxPixels} pixels this server decodes");
         }
 
-        if (header is { Format: ImageFormat.WebP, Animated: true })
-        {
-            throw new ThumbnailException(ThumbnailFailure.Unsupported, "Animated WebP images cannot be thumbnailed");
-        }
-
-        var source = Decode(image, header.Format);
-        if (source == IntPtr.Zero)
-        {
-            throw new ThumbnailException(ThumbnailFailure.Corrupt, "The image could not be decoded");
-        }
-
+        _ = Initialised.Value;
         try
         {
-            var sw = Marshal.ReadInt32(source, SxOffset);
-            var sh = Marshal.ReadInt32(source, SxOffset + 4);
-            if (sw != header.Width || sh != header.Height)
-            {
-                // The decoder saw other dimensions than the header claimed; trust neither.
-                throw new ThumbnailException(ThumbnailFailure.Corrupt, "The image's dimensions are inconsistent");
-            }
+            // libvips animates GIF and WebP; an animated PNG is thumbnailed as its first frame.
+            var multi = animated && header.Animated && header.Format is ImageFormat.Gif or ImageFormat.WebP;
+            var frames = 1;
+            int sw, sh;
+            bool rotated;
 
-            int tw, th, sx = 0, sy = 0, cw = sw, ch = sh;
-            if (method == "crop")
+            // Only the header is read here (libvips loads lazily): the frame count, the decoder's idea of the size, the EXIF orientation.
+            using (var probe = Image.NewFromBuffer(image, multi ? "n=-1" : "", failOn: Enums.FailOn.Error))
             {
-                (tw, th) = (width, height);
-                // The largest region of the source with the box's aspect ratio, centred.
-                if ((long)sw * height > (long)sh * width)
+                sw = probe.Width;
+                sh = probe.PageHeight;
+                if (sw > header.Width || sh > header.Height)
                 {
-                    cw = (int)Math.Max(1, (long)sh * width / height);
-                    sx = (sw - cw) / 2;
-                }
-                else
-                {
-                    ch = (int)Math.Max(1, (long)sw * height / width);
-                    sy = (sh - ch) / 2;
-                }
-            }
-            else
-            {
-                (tw, th) = Fit(sw, sh, width, height);
-            }
-
-            var png = header.Format is ImageFormat.Png or ImageFormat.Gif;
-            var target = gdImageCreateTrueColor(tw, th);
-            if (target == IntPtr.Zero)
-            {
-                throw new ThumbnailException(ThumbnailFailure.TooManyPixels, "The thumbnail could not be allocated");
-            }
-
-            try
-            {
-                if (png)
-                {
-                    gdImageAlphaBlending(target, 0);
-                    gdImageSaveAlpha(target, 1);
+                    // The decoder would allocate more than the header we checked promised; trust neither.
+                    throw new ThumbnailException(ThumbnailFailure.Corrupt, "The image's dimensions are inconsistent");
                 }
 
-                gdImageCopyResampled(target, source, 0, 0, sx, sy, tw, th, cw, ch);
-                return new Thumbnail(Encode(target, png), png ? "image/png" : "image/jpeg", tw, th);
+                if (multi && probe.Contains("n-pages"))
+                {
+                    // Every frame is decoded: bound frames × pixels by the same limit, else fall back to a still of the first frame.
+                    var pages = (int)probe.Get("n-pages");
+                    frames = pages > 1 && (long)pages * sw * sh <= maxPixels ? pages : 1;
+                }
+
+                rotated = probe.Contains("orientation") && (int)probe.Get("orientation") is >= 5 and <= 8;
             }
-            finally
+
+            if (rotated)
             {
-                gdImageDestroy(target);
+                // libvips applies the EXIF orientation, so the box is fitted to the image as it is shown.
+                (sw, sh) = (sh, sw);
             }
+
+            var crop = method == "crop";
+            using var thumb = frames > 1 && crop ? CropFrames(image, sw, sh, width, height, frames) : Scale(image, sw, sh, width, height, crop, frames);
+            var outFrames = frames > 1 && thumb.Contains("n-pages") ? (int)thumb.Get("n-pages") : 1;
+            if (frames > 1)
+            {
+                return header.Format == ImageFormat.Gif
+                    ? new Thumbnail(thumb.GifsaveBuffer(keep: Enums.ForeignKeep.None), "image/gif", thumb.Width, thumb.PageHeight, outFrames)
+                    : new Thumbnail(thumb.WebpsaveBuffer(q: Quality, keep: Enums.ForeignKeep.None), "image/webp", thumb.Width, thumb.PageHeight, outFrames);
+            }
+
+            if (header.Format is ImageFormat.Png or ImageFormat.Gif)
+            {
+                return new Thumbnail(thumb.PngsaveBuffer(keep: Enums.ForeignKeep.None), "image/png", thumb.Width, thumb.Height);
+            }
+
+            // JPEG has no alpha: put transparent WebP on white rather than libvips's default black.
+            using var opaque = thumb.HasAlpha() ? thumb.Flatten(background: [255, 255, 255]) : thumb.Copy();
+            return new Thumbnail(opaque.JpegsaveBuffer(q: Quality, keep: Enums.ForeignKeep.None), "image/jpeg", opaque.Width, opaque.Height);
+        }
+        catch (VipsException e)
+        {
+            throw new ThumbnailException(ThumbnailFailure.Corrupt, "The image could not be decoded: " + FirstLine(e.Message));
+        }
+    }
+
+    private static Image Scale(byte[] image, int sw, int sh, int width, int height, bool crop, int frames)
+    {
+        var (tw, th) = crop ? (width, height) : Fit(sw, sh, width, height);
+        return Image.ThumbnailBuffer(
+            image,
+            tw,
+            frames > 1 ? "n=-1" : "",
+            height: th,
+            size: crop ? Enums.Size.Both : Enums.Size.Force,
+            crop: crop ? Enums.Interesting.Centre : null,
+            failOn: Enums.FailOn.Error);
+    }
+
+    /// <summary>libvips crops only the first frame of an animation: scale every frame to cover the box, then crop each one.</summary>
+    private static Image CropFrames(byte[] image, int sw, int sh, int width, int height, int frames)
+    {
+        // The smallest size with the source's aspect ratio that covers the box.
+        int cw, ch;
+        if ((long)width * sh > (long)height * sw)
+        {
+            cw = width;
+            ch = (int)Math.Max(height, ((long)width * sh + sw - 1) / sw);
+        }
+        else
+        {
+            ch = height;
+            cw = (int)Math.Max(width, ((long)height * sw + sh - 1) / sh);
+        }
+
+        using var covered = Image.ThumbnailBuffer(image, cw, "n=-1", height: ch, size: Enums.Size.Force, failOn: Enums.FailOn.Error);
+        var pages = new Image[frames];
+        try
+        {
+            for (var i = 0; i < frames; i++)
+            {
+                pages[i] = covered.Crop((cw - width) / 2, (i * ch) + ((ch - height) / 2), width, height);
+            }
+
+            using var strip = Image.Arrayjoin(pages, across: 1);
+            return strip.Mutate(m =>
+            {
+                m.Set(GValue.GIntType, "page-height", height);
+                m.Set(GValue.GIntType, "n-pages", frames);
+            });
         }
         finally
         {
-            gdImageDestroy(source);
+            foreach (var page in pages)
+            {
+                page?.Dispose();
+            }
         }
     }
 
@@ -137,91 +185,40 @@ public static class Thumbnailer
         return (Math.Min(sw, tw), Math.Min(sh, th));
     }
 
-    private static IntPtr Decode(byte[] image, ImageFormat format) => format switch
-    {
-        ImageFormat.Jpeg => gdImageCreateFromJpegPtr(image.Length, image),
-        ImageFormat.Png => gdImageCreateFromPngPtr(image.Length, image),
-        ImageFormat.Gif => gdImageCreateFromGifPtr(image.Length, image),
-        _ => gdImageCreateFromWebpPtr(image.Length, image),
-    };
-
-    private static byte[] Encode(IntPtr image, bool png)
-    {
-        var data = png ? gdImagePngPtr(image, out var size) : gdImageJpegPtr(image, out size, JpegQuality);
-        if (data == IntPtr.Zero || size <= 0)
-        {
-            throw new ThumbnailException(ThumbnailFailure.Corrupt, "The thumbnail could not be encoded");
-        }
-
-        try
-        {
-            var bytes = new byte[size];
-            Marshal.Copy(data, bytes, 0, size);
-            return bytes;
-        }
-        finally
-        {
-            gdFree(data);
-        }
-    }
-
-    /// <summary>
-    /// Whether libgd can be loaded on this machine. The probe unloads it again: libgd pulls in some twenty codec
-    /// libraries (HEIF, AVIF, AV1, x265...) worth ~5 MiB of resident memory, which a server that never makes a
-    /// thumbnail should not carry. The first thumbnail loads it for good.
-    /// </summary>
+    /// <summary>Whether libvips can be loaded on this machine (the bundled native library is for linux-x64).</summary>
     public static bool Available
     {
         get
         {
-            if (!NativeLibrary.TryLoad(Lib, typeof(Thumbnailer).Assembly, null, out var handle))
+            try
+            {
+                return Initialised.Value;
+            }
+            catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException or TypeInitializationException or BadImageFormatException)
             {
                 return false;
             }
-
-            NativeLibrary.Free(handle);
-            return true;
         }
     }
 
-    // struct gdImage starts with `unsigned char **pixels; int sx; int sy;`.
-    private static readonly int SxOffset = IntPtr.Size;
+    private static bool Initialise()
+    {
+        // No operation cache: it would keep decoded pixels of users' images in memory after the request.
+        Cache.Max = 0;
+        Cache.MaxMem = 0;
+        Cache.MaxFiles = 0;
 
-    private const string Lib = "libgd.so.3";
+        // One thread per thumbnail: MediaRepository already runs one image per core at a time.
+        NetVips.NetVips.Concurrency = 1;
 
-    [DllImport(Lib)]
-    private static extern IntPtr gdImageCreateFromJpegPtr(int size, byte[] data);
+        // Refuse libvips's loaders that are not meant for untrusted input (ImageHeader already admits only four formats).
+        NetVips.NetVips.BlockUntrusted = true;
+        return true;
+    }
 
-    [DllImport(Lib)]
-    private static extern IntPtr gdImageCreateFromPngPtr(int size, byte[] data);
-
-    [DllImport(Lib)]
-    private static extern IntPtr gdImageCreateFromGifPtr(int size, byte[] data);
-
-    [DllImport(Lib)]
-    private static extern IntPtr gdImageCreateFromWebpPtr(int size, byte[] data);
-
-    [DllImport(Lib)]
-    private static extern IntPtr gdImageCreateTrueColor(int sx, int sy);
-
-    [DllImport(Lib)]
-    private static extern void gdImageCopyResampled(IntPtr dst, IntPtr src, int dstX, int dstY, int srcX, int srcY, int dstW, int dstH, int srcW, int srcH);
-
-    [DllImport(Lib)]
-    private static extern void gdImageAlphaBlending(IntPtr image, int blending);
-
-    [DllImport(Lib)]
-    private static extern void gdImageSaveAlpha(IntPtr image, int save);
-
-    [DllImport(Lib)]
-    private static extern IntPtr gdImageJpegPtr(IntPtr image, out int size, int quality);
-
-    [DllImport(Lib)]
-    private static extern IntPtr gdImagePngPtr(IntPtr image, out int size);
-
-    [DllImport(Lib)]
-    private static extern void gdImageDestroy(IntPtr image);
-
-    [DllImport(Lib)]
-    private static extern void gdFree(IntPtr data);
+    private static string FirstLine(string message)
+    {
+        var line = message.Split('\n', 2)[0].Trim();
+        return line.Length > 200 ? line[..200] : line;
+    }
 }

@@ -52,7 +52,7 @@ internal static class ServeCommand
 
         if (!Lethe.Homeserver.Media.Thumbnailer.Available)
         {
-            await Console.Error.WriteLineAsync("lethe: warning: libgd (Debian package libgd3) is not installed: media thumbnails will answer 503");
+            await Console.Error.WriteLineAsync("lethe: warning: libvips (bundled by NetVips.Native for linux-x64) could not be loaded: media thumbnails will answer 503");
         }
 
         LetheHost host;

@@ -71,10 +71,64 @@ public class MediaConfigTests
     }
 
     [Fact]
-    public void PreviewsSwitchedOnWithABlacklistStartButSayTheyAreNotImplemented()
+    public void UrlPreviewKeysAreReadInSynapsesFormat()
     {
-        var config = Load("url_preview_enabled: true\nurl_preview_ip_range_blacklist: ['127.0.0.0/8', '10.0.0.0/8', '::1']\n");
-        Assert.Contains(config.Warnings, w => w.StartsWith("url_preview_enabled", StringComparison.Ordinal));
+        var config = Load("""
+            url_preview_enabled: true
+            url_preview_ip_range_blacklist: ['127.0.0.0/8', '10.0.0.0/8', '::1']
+            url_preview_ip_range_whitelist: ['10.1.2.3']
+            url_preview_url_blacklist:
+              - username: '*'
+              - netloc: 'google.com'
+              - netloc: '*.google.com'
+              - scheme: 'http'
+              - scheme: 'https'
+                netloc: 'www.acme.com'
+                path: '/foo'
+              - netloc: '^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$'
+            max_spider_size: 2M
+            url_preview_timeout: 5s
+            url_preview_accept_language: ['en-GB', 'en;q=0.9', '*;q=0.5']
+
+            """);
+        var previews = config.Media.UrlPreviews;
+        Assert.True(previews.Enabled);
+        Assert.Equal(3, previews.IpRangeBlacklist.Count);
+        Assert.True(previews.IpRangeWhitelist[0].Contains(System.Net.IPAddress.Parse("10.1.2.3")));
+        Assert.Equal(2L * 1024 * 1024, previews.MaxSpiderSize);
+        Assert.Equal(5000, previews.TimeoutMs);
+        Assert.Equal(["en-GB", "en;q=0.9", "*;q=0.5"], previews.AcceptLanguage);
+        Assert.Empty(config.Warnings);
+
+        // Synapse's documented examples.
+        bool Blocked(string url) => previews.UrlBlacklist.Any(r => r.Matches(new Uri(url)));
+        Assert.True(Blocked("https://user:pass@example.org/"));
+        Assert.True(Blocked("https://google.com/search"));
+        Assert.True(Blocked("https://mail.google.com/"));
+        Assert.False(Blocked("https://notgoogle.com/"));
+        Assert.True(Blocked("http://example.org/"));
+        Assert.True(Blocked("https://www.acme.com/foo"));
+        Assert.False(Blocked("https://www.acme.com/foo/bar"));
+        Assert.True(Blocked("https://192.168.1.1/"));
+        Assert.False(Blocked("https://example.org/"));
+
+        var defaults = Load("").Media.UrlPreviews;
+        Assert.False(defaults.Enabled);
+        Assert.Equal(10L * 1024 * 1024, defaults.MaxSpiderSize);
+        Assert.Equal(["en"], defaults.AcceptLanguage);
+    }
+
+    [Theory]
+    [InlineData("url_preview_url_blacklist:\n  - hostnam: 'x'\n", "url_preview_url_blacklist[0]")]
+    [InlineData("url_preview_url_blacklist:\n  - netloc: '^(unclosed'\n", "url_preview_url_blacklist[0]")]
+    [InlineData("url_preview_accept_language: ['en\\r\\nX-Evil: 1']\n", "url_preview_accept_language[0]")]
+    [InlineData("max_spider_size: 0\n", "max_spider_size")]
+    [InlineData("url_preview_timeout: 10m\n", "url_preview_timeout")]
+    [InlineData("url_preview_ip_range_whitelist: ['nope']\n", "url_preview_ip_range_whitelist[0]")]
+    public void BadUrlPreviewSettingsFailAtStartNamingTheKey(string yaml, string key)
+    {
+        var e = Assert.Throws<ConfigException>(() => Load(yaml));
+        Assert.Contains(key, e.Message, StringComparison.Ordinal);
     }
 
     [Theory]

@@ -213,12 +213,14 @@ public abstract class MediaTests(DatabaseEngine engine) : IAsyncLifetime
     [InlineData("jpeg", "scale", 4000, 3000, "image/jpeg", 1024, 768)]
     [InlineData("png", "crop", 64, 32, "image/png", 64, 32)]
     [InlineData("gif", "scale", 100, 100, "image/png", 100, 75)]
+    [InlineData("webp", "scale", 320, 240, "image/jpeg", 320, 240)]
     public async Task ThumbnailsHaveTheRequestedDimensionsAndType(string format, string method, int width, int height, string type, int expectedWidth, int expectedHeight)
     {
         var image = format switch
         {
             "jpeg" => TestImages.Jpeg(1024, 768),
             "png" => TestImages.Png(1024, 768),
+            "webp" => TestImages.WebP(1024, 768),
             _ => TestImages.Gif(1024, 768),
         };
         var uri = await UploadAsync(Alice, image, "image/" + format, null);
@@ -235,13 +237,63 @@ public abstract class MediaTests(DatabaseEngine engine) : IAsyncLifetime
         Assert.Single(Directory.GetFiles(ThumbnailFolder(uri)));
     }
 
+    [Theory]
+    [InlineData("gif", "scale", 100, 100, "image/gif", 100, 50)]
+    [InlineData("gif", "crop", 40, 40, "image/gif", 40, 40)]
+    [InlineData("webp", "scale", 100, 100, "image/webp", 100, 50)]
+    public async Task AnimatedImagesGiveAnimatedThumbnailsWhenAskedAndStillsOtherwise(string format, string method, int width, int height, string type, int expectedWidth, int expectedHeight)
+    {
+        var source = format == "gif" ? TestImages.AnimatedGif(200, 100, 4) : TestImages.AnimatedWebP(200, 100, 4);
+        Assert.Equal(4, format == "gif" ? TestImages.GifFrames(source) : TestImages.WebPFrames(source));
+        var uri = await UploadAsync(Alice, source, "image/" + format, null);
+
+        for (var attempt = 0; attempt < 2; attempt++)
+        {
+            // The second round is served from the cache, where the animation and the still sit side by side.
+            using var animated = await GetAsync(Bob, Thumbnail(uri, width, height, method) + "&animated=true");
+            var bytes = await animated.Content.ReadAsByteArrayAsync();
+            Assert.True(animated.StatusCode == HttpStatusCode.OK, Encoding.UTF8.GetString(bytes));
+            Assert.Equal(type, animated.Content.Headers.ContentType!.MediaType);
+            Assert.Equal(4, format == "gif" ? TestImages.GifFrames(bytes) : TestImages.WebPFrames(bytes));
+            Assert.Equal((expectedWidth, expectedHeight), TestImages.Decode(bytes, type));
+
+            using var still = await GetAsync(Bob, Thumbnail(uri, width, height, method) + "&animated=false");
+            bytes = await still.Content.ReadAsByteArrayAsync();
+            Assert.Equal(HttpStatusCode.OK, still.StatusCode);
+            var stillType = format == "gif" ? "image/png" : "image/jpeg";
+            Assert.Equal(stillType, still.Content.Headers.ContentType!.MediaType);
+            Assert.Equal((expectedWidth, expectedHeight), TestImages.Decode(bytes, stillType));
+        }
+
+        Assert.Equal(2, Directory.GetFiles(ThumbnailFolder(uri)).Length);
+    }
+
     [Fact]
-    public async Task AnimatedRequestsGetAStillOfTheFirstFrame()
+    public async Task AnimatedRequestsForStillImagesGetStills()
     {
         var uri = await UploadAsync(Alice, TestImages.Gif(200, 100), "image/gif", null);
-        using var response = await GetAsync(Bob, Thumbnail(uri, 100, 100, "scale") + "&animated=true");
+        for (var attempt = 0; attempt < 2; attempt++)
+        {
+            using var response = await GetAsync(Bob, Thumbnail(uri, 100, 100, "scale") + "&animated=true");
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            Assert.Equal("image/png", response.Content.Headers.ContentType!.MediaType);
+            Assert.Equal((100, 50), TestImages.Decode(await response.Content.ReadAsByteArrayAsync(), "image/png"));
+        }
+
+        Assert.Single(Directory.GetFiles(ThumbnailFolder(uri)));
+    }
+
+    [Fact]
+    public async Task AnAnimationWhoseFramesTogetherPassThePixelLimitGetsAStill()
+    {
+        // 40 frames of 200×100 is 800,000 pixels: over a 500,000 limit although each frame is well under it.
+        await using var server = await TestHomeserver.StartAsync(engine, extraYaml: TestHomeserver.OpenRegistration + "dynamic_thumbnails: true\nmax_image_pixels: 500000\n");
+        var alice = await server.RegisterAsync("alice");
+        var uri = await UploadAsync(alice, TestImages.AnimatedGif(200, 100, 40), "image/gif", null, server.Client);
+        using var response = await GetAsync(alice, Thumbnail(uri, 100, 100, "scale") + "&animated=true", server.Client);
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        Assert.Equal((100, 50), TestImages.Decode(await response.Content.ReadAsByteArrayAsync(), response.Content.Headers.ContentType!.MediaType!));
+        Assert.Equal("image/png", response.Content.Headers.ContentType!.MediaType);
+        Assert.Equal((100, 50), TestImages.Decode(await response.Content.ReadAsByteArrayAsync(), "image/png"));
     }
 
     [Theory]

@@ -1,45 +1,169 @@
 using System.Buffers.Binary;
-using System.Runtime.InteropServices;
+using NetVips;
 
 namespace Lethe.Homeserver.Tests.Media;
 
-/// <summary>Real images made and read back with libgd (the library the server uses, but called independently here), and hand-made hostile headers.</summary>
+/// <summary>
+/// Real images made and read back with libvips (the server's library, but driven independently here), frame counts
+/// read by walking the GIF and WebP containers by hand, and hand-made hostile headers.
+/// </summary>
 internal static class TestImages
 {
-    private const string Lib = "libgd.so.3";
-
     /// <summary>A JPEG of the given size: a gradient, so it is not trivially compressible.</summary>
-    public static byte[] Jpeg(int width, int height) => Make(width, height, "jpeg");
+    public static byte[] Jpeg(int width, int height)
+    {
+        using var im = Gradient(width, height, 0);
+        return im.JpegsaveBuffer(q: 85);
+    }
 
     /// <summary>A PNG of the given size.</summary>
-    public static byte[] Png(int width, int height) => Make(width, height, "png");
+    public static byte[] Png(int width, int height)
+    {
+        using var im = Gradient(width, height, 0);
+        return im.PngsaveBuffer();
+    }
 
-    /// <summary>A GIF of the given size.</summary>
-    public static byte[] Gif(int width, int height) => Make(width, height, "gif");
+    /// <summary>A GIF of the given size (one frame).</summary>
+    public static byte[] Gif(int width, int height)
+    {
+        using var im = Gradient(width, height, 0);
+        return im.GifsaveBuffer();
+    }
 
-    /// <summary>Decodes an image with libgd and returns its dimensions, or null when libgd cannot decode it.</summary>
+    /// <summary>A WebP of the given size (one frame).</summary>
+    public static byte[] WebP(int width, int height)
+    {
+        using var im = Gradient(width, height, 0);
+        return im.WebpsaveBuffer(q: 90);
+    }
+
+    /// <summary>An animated GIF of <paramref name="frames"/> frames, each different, 100 ms apart.</summary>
+    public static byte[] AnimatedGif(int width, int height, int frames)
+    {
+        using var strip = Animation(width, height, frames);
+        return strip.GifsaveBuffer();
+    }
+
+    /// <summary>An animated WebP of <paramref name="frames"/> frames.</summary>
+    public static byte[] AnimatedWebP(int width, int height, int frames)
+    {
+        using var strip = Animation(width, height, frames);
+        return strip.WebpsaveBuffer(q: 90);
+    }
+
+    /// <summary>Decodes an image and returns the size of one frame, or null when it is not a decodable image of that type.</summary>
     public static (int Width, int Height)? Decode(byte[] data, string contentType)
     {
-        var im = contentType switch
+        var loader = contentType switch
         {
-            "image/jpeg" => gdImageCreateFromJpegPtr(data.Length, data),
-            "image/png" => gdImageCreateFromPngPtr(data.Length, data),
-            "image/gif" => gdImageCreateFromGifPtr(data.Length, data),
-            _ => IntPtr.Zero,
+            "image/jpeg" => "Jpeg",
+            "image/png" => "Png",
+            "image/gif" => "Gif",
+            "image/webp" => "Webp",
+            _ => null,
         };
-        if (im == IntPtr.Zero)
+        try
+        {
+            // libvips names its loader classes after the format, e.g. VipsForeignLoadJpegBuffer, VipsForeignLoadNsgifBuffer.
+            if (loader is null || Image.FindLoadBuffer(data) is not { } found || !found.Contains(loader, StringComparison.OrdinalIgnoreCase))
+            {
+                return null;
+            }
+
+            using var im = Image.NewFromBuffer(data, contentType is "image/gif" or "image/webp" ? "n=-1" : "");
+            using var pixels = im.Copy();
+            _ = pixels.Avg(); // decode every pixel, so a truncated file fails here
+            return (im.Width, im.PageHeight);
+        }
+        catch (VipsException)
         {
             return null;
         }
+    }
 
-        try
+    /// <summary>Frames in a GIF: its image descriptors, counted by walking the blocks (header, colour table, extensions, images).</summary>
+    public static int GifFrames(byte[] d)
+    {
+        Assert.True(d.AsSpan().StartsWith("GIF89a"u8) || d.AsSpan().StartsWith("GIF87a"u8), "not a GIF");
+        var p = 13 + ((d[10] & 0x80) != 0 ? 3 * (1 << ((d[10] & 7) + 1)) : 0);
+        var frames = 0;
+        while (true)
         {
-            return (Marshal.ReadInt32(im, IntPtr.Size), Marshal.ReadInt32(im, IntPtr.Size + 4));
+            switch (d[p])
+            {
+                case 0x21:
+                    p = SkipSubBlocks(d, p + 2);
+                    break;
+                case 0x2C:
+                    var flags = d[p + 9];
+                    p += 10 + ((flags & 0x80) != 0 ? 3 * (1 << ((flags & 7) + 1)) : 0);
+                    p = SkipSubBlocks(d, p + 1);
+                    frames++;
+                    break;
+                case 0x3B:
+                    return frames;
+                default:
+                    throw new InvalidOperationException($"unexpected GIF block 0x{d[p]:X2} at {p}");
+            }
         }
-        finally
+    }
+
+    /// <summary>Frames in a WebP: its ANMF chunks (an animated file), or 1 for a still.</summary>
+    public static int WebPFrames(byte[] d)
+    {
+        Assert.True(d.Length > 12 && d.AsSpan(0, 4).SequenceEqual("RIFF"u8) && d.AsSpan(8, 4).SequenceEqual("WEBP"u8), "not a WebP");
+        var frames = 0;
+        for (var p = 12; p + 8 <= d.Length;)
         {
-            gdImageDestroy(im);
+            var size = (int)BinaryPrimitives.ReadUInt32LittleEndian(d.AsSpan(p + 4));
+            if (d.AsSpan(p, 4).SequenceEqual("ANMF"u8))
+            {
+                frames++;
+            }
+
+            p += 8 + size + (size & 1);
         }
+
+        return Math.Max(frames, 1);
+    }
+
+    private static int SkipSubBlocks(byte[] d, int p)
+    {
+        while (d[p] != 0)
+        {
+            p += 1 + d[p];
+        }
+
+        return p + 1;
+    }
+
+    private static Image Gradient(int width, int height, int shift)
+    {
+        var xy = Image.Xyz(width, height).Bandsplit();
+        var rgb = (xy[0] * (255.0 / width) + shift).Bandjoin(xy[1] * (255.0 / height), xy[0] + xy[1]) % 256;
+        return rgb.Cast(Enums.BandFormat.Uchar).Copy(interpretation: Enums.Interpretation.Srgb);
+    }
+
+    private static Image Animation(int width, int height, int frames)
+    {
+        var pages = new Image[frames];
+        for (var i = 0; i < frames; i++)
+        {
+            pages[i] = Gradient(width, height, i * 255 / frames);
+        }
+
+        using var strip = Image.Arrayjoin(pages, across: 1);
+        foreach (var page in pages)
+        {
+            page.Dispose();
+        }
+
+        return strip.Mutate(m =>
+        {
+            m.Set(GValue.GIntType, "page-height", height);
+            m.Set(GValue.ArrayIntType, "delay", Enumerable.Repeat(100, frames).ToArray());
+            m.Set(GValue.GIntType, "loop", 0);
+        });
     }
 
     /// <summary>
@@ -95,44 +219,6 @@ internal static class TestImages
         s.Write(len);
     }
 
-    private static byte[] Make(int width, int height, string format)
-    {
-        var im = gdImageCreateTrueColor(width, height);
-        try
-        {
-            for (var y = 0; y < height; y += 4)
-            {
-                for (var x = 0; x < width; x += 4)
-                {
-                    var color = ((x * 255 / width) << 16) | ((y * 255 / height) << 8) | ((x + y) & 0xFF);
-                    gdImageFilledRectangle(im, x, y, x + 3, y + 3, color);
-                }
-            }
-
-            int size;
-            var ptr = format switch
-            {
-                "jpeg" => NativeJpeg(im, out size, 85),
-                "png" => NativePng(im, out size),
-                _ => NativeGif(im, out size),
-            };
-            try
-            {
-                var bytes = new byte[size];
-                Marshal.Copy(ptr, bytes, 0, size);
-                return bytes;
-            }
-            finally
-            {
-                gdFree(ptr);
-            }
-        }
-        finally
-        {
-            gdImageDestroy(im);
-        }
-    }
-
     private static uint Crc32(ReadOnlySpan<byte> a, ReadOnlySpan<byte> b)
     {
         var crc = 0xFFFFFFFFu;
@@ -150,34 +236,4 @@ internal static class TestImages
 
         return crc ^ 0xFFFFFFFFu;
     }
-
-    [DllImport(Lib, EntryPoint = "gdImageJpegPtr")]
-    private static extern IntPtr NativeJpeg(IntPtr image, out int size, int quality);
-
-    [DllImport(Lib, EntryPoint = "gdImagePngPtr")]
-    private static extern IntPtr NativePng(IntPtr image, out int size);
-
-    [DllImport(Lib, EntryPoint = "gdImageGifPtr")]
-    private static extern IntPtr NativeGif(IntPtr image, out int size);
-
-    [DllImport(Lib)]
-    private static extern IntPtr gdImageCreateTrueColor(int sx, int sy);
-
-    [DllImport(Lib)]
-    private static extern void gdImageFilledRectangle(IntPtr im, int x1, int y1, int x2, int y2, int color);
-
-    [DllImport(Lib)]
-    private static extern IntPtr gdImageCreateFromJpegPtr(int size, byte[] data);
-
-    [DllImport(Lib)]
-    private static extern IntPtr gdImageCreateFromPngPtr(int size, byte[] data);
-
-    [DllImport(Lib)]
-    private static extern IntPtr gdImageCreateFromGifPtr(int size, byte[] data);
-
-    [DllImport(Lib)]
-    private static extern void gdImageDestroy(IntPtr image);
-
-    [DllImport(Lib)]
-    private static extern void gdFree(IntPtr data);
 }
