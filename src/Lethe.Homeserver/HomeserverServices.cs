@@ -52,6 +52,7 @@ public sealed class HomeserverServices : IDisposable
         Filters = new FilterStore(database);
         Receipts = new ReceiptStore(database);
         Presence = new PresenceStore(database);
+        PresenceTracker = new PresenceTracker(this);
         Typing = new TypingNotifications(clock);
         Retention = new RetentionStore(database);
         Privacy = new PrivacyStore(database);
@@ -139,8 +140,11 @@ public sealed class HomeserverServices : IDisposable
     /// <summary>Read receipts.</summary>
     public ReceiptStore Receipts { get; }
 
-    /// <summary>Presence.</summary>
+    /// <summary>Presence as stored.</summary>
     public PresenceStore Presence { get; }
+
+    /// <summary>Presence updates and their timeouts (idle, offline).</summary>
+    public PresenceTracker PresenceTracker { get; }
 
     /// <summary>Typing notifications (memory only).</summary>
     public TypingNotifications Typing { get; }

@@ -124,6 +124,7 @@ public sealed partial class LetheHost : IAsyncDisposable
             purger.Start();
             selfDestruct.Start();
             mediaRetention.Start();
+            await services.PresenceTracker.StartAsync(app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Lethe.Presence"), ct);
             host.WritePidFile();
             return host;
         }
@@ -313,6 +314,7 @@ public sealed partial class LetheHost : IAsyncDisposable
         // Background jobs stop after the last request, and before the database closes under them.
         await Purger.DisposeAsync();
         await _selfDestruct.DisposeAsync();
+        await Services.PresenceTracker.DisposeAsync();
         await PrivacyGc.DisposeAsync();
         if (Services.Push.Delivery is { } delivery)
         {

@@ -42,6 +42,31 @@ public sealed class PresenceStore(Database db)
             return stream;
         }, ct);
 
+    /// <summary>
+    /// Stores a timed-out presence (idle, offline, no longer currently active) only if the user's row is still the one at
+    /// <paramref name="expectedStream"/>: an update that raced in, or an erasure that deleted the row, wins. Returns the new
+    /// stream position, or null when nothing was written.
+    /// </summary>
+    public Task<long?> SetIfUnchangedAsync(PresenceRow row, long expectedStream, CancellationToken ct = default) =>
+        db.WriteAsync(async tx =>
+        {
+            var current = await tx.Connection!.ExecuteScalarAsync<long?>("SELECT stream_ordering FROM presence WHERE user_id = @UserId", new { row.UserId }, tx);
+            if (current != expectedStream)
+            {
+                return (long?)null;
+            }
+
+            var stream = await StreamPositions.NextAsync(tx, "presence");
+            await tx.Connection!.ExecuteAsync(
+                "UPDATE presence SET state = @State, status_msg = @StatusMsg, last_active_ts = @LastActiveTs, currently_active = @CurrentlyActive, stream_ordering = @stream WHERE user_id = @UserId",
+                new { row.UserId, row.State, row.StatusMsg, row.LastActiveTs, row.CurrentlyActive, stream }, tx);
+            return stream;
+        }, ct);
+
+    /// <summary>Every user whose presence is not offline (the ones timeouts apply to).</summary>
+    public Task<List<PresenceRow>> NotOfflineAsync(CancellationToken ct = default) =>
+        db.ReadAsync(async c => (await c.QueryAsync<PresenceRow>($"SELECT {Columns} FROM presence WHERE state <> 'offline'")).AsList(), ct);
+
     /// <summary>One user's presence, or null.</summary>
     public Task<PresenceRow?> GetAsync(string userId, CancellationToken ct = default) =>
         db.ReadAsync(c => c.QuerySingleOrDefaultAsync<PresenceRow?>($"SELECT {Columns} FROM presence WHERE user_id = @userId", new { userId }), ct);

@@ -204,6 +204,7 @@ public static class ConfigLoader
             AppServiceConfigFiles = appServiceFiles,
             ServeServerWellKnown = root.Bool("serve_server_wellknown", false),
             PresenceEnabled = root.Section("presence")?.Bool("enabled", true) ?? true,
+            Turn = ReadTurn(root, warnings),
             AllowPublicRoomsWithoutAuth = root.Bool("allow_public_rooms_without_auth", false),
             ExtraWellKnownClientContent = root.Json("extra_well_known_client_content") switch
             {
@@ -670,6 +671,68 @@ public static class ConfigLoader
         {
             throw new ConfigException(key, $"file '{path}' does not exist");
         }
+    }
+
+    private static TurnConfig ReadTurn(ConfigSection root, List<string> warnings)
+    {
+        var uris = root.StringList("turn_uris");
+        for (var i = 0; i < uris.Count; i++)
+        {
+            var scheme = uris[i].Split(':', 2)[0];
+            if (scheme is not ("turn" or "turns" or "stun" or "stuns") || uris[i].Length <= scheme.Length + 1)
+            {
+                throw new ConfigException($"turn_uris[{i}]", $"must be a turn:, turns:, stun: or stuns: URI such as turn:turn.example.org:3478?transport=udp, not '{uris[i]}'");
+            }
+        }
+
+        var secret = root.String("turn_shared_secret");
+        if (root.String("turn_shared_secret_path") is { } path)
+        {
+            if (secret is not null)
+            {
+                throw new ConfigException("turn_shared_secret_path", "cannot be combined with turn_shared_secret");
+            }
+
+            secret = ReadSecretFile("turn_shared_secret_path", path);
+        }
+
+        if (secret is { Length: 0 })
+        {
+            throw new ConfigException(root.Has("turn_shared_secret") ? "turn_shared_secret" : "turn_shared_secret_path", "is empty");
+        }
+
+        var username = root.String("turn_username");
+        var password = root.String("turn_password");
+        if ((username is null) != (password is null))
+        {
+            throw new ConfigException(username is null ? "turn_username" : "turn_password", "turn_username and turn_password go together");
+        }
+
+        var lifetime = root.Duration("turn_user_lifetime", 3_600_000)!.Value;
+        if (lifetime < 1000)
+        {
+            throw new ConfigException("turn_user_lifetime", "must be at least 1s");
+        }
+
+        var turn = new TurnConfig
+        {
+            Uris = uris,
+            SharedSecret = secret,
+            Username = username,
+            Password = password,
+            UserLifetime = lifetime,
+            AllowGuests = root.Bool("turn_allow_guests", true),
+        };
+        if (uris.Count > 0 && !turn.Configured)
+        {
+            warnings.Add("turn_uris: set without turn_shared_secret or turn_username/turn_password, so /voip/turnServer offers no TURN server");
+        }
+        else if (uris.Count == 0 && (secret is not null || username is not null))
+        {
+            warnings.Add("turn_uris: empty, so the TURN credentials configured are not handed out");
+        }
+
+        return turn;
     }
 
     private static string ReadSecretFile(string key, string path)

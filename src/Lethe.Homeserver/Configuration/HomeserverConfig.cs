@@ -120,6 +120,9 @@ public sealed record HomeserverConfig
     /// <summary>Track and share presence (online/offline); Synapse's <c>presence.enabled</c>.</summary>
     public bool PresenceEnabled { get; init; } = true;
 
+    /// <summary>The TURN server handed to VoIP clients (<c>turn_*</c> keys); <see cref="TurnConfig.Configured"/> is false without one.</summary>
+    public TurnConfig Turn { get; init; } = new();
+
     /// <summary>Serve <c>GET /publicRooms</c> without an access token; Synapse's <c>allow_public_rooms_without_auth</c>.</summary>
     public bool AllowPublicRoomsWithoutAuth { get; init; }
 
@@ -254,6 +257,34 @@ public sealed record ServerNoticesConfig
 
     /// <summary>Join the user to the room instead of inviting them.</summary>
     public bool AutoJoin { get; init; }
+}
+
+/// <summary>
+/// The TURN server of <c>/voip/turnServer</c>, with Synapse's keys: <c>turn_uris</c>, and either a shared secret (time-limited
+/// credentials by the TURN REST API scheme, as coturn's <c>use-auth-secret</c> checks them) or a fixed username and password.
+/// </summary>
+public sealed record TurnConfig
+{
+    /// <summary><c>turn_uris</c>: the <c>turn:</c>/<c>turns:</c>/<c>stun:</c> URIs clients use.</summary>
+    public IReadOnlyList<string> Uris { get; init; } = [];
+
+    /// <summary><c>turn_shared_secret</c> (or the contents of <c>turn_shared_secret_path</c>); never logged.</summary>
+    public string? SharedSecret { get; init; }
+
+    /// <summary><c>turn_username</c>, used when there is no shared secret.</summary>
+    public string? Username { get; init; }
+
+    /// <summary><c>turn_password</c>, used with <see cref="Username"/>; never logged.</summary>
+    public string? Password { get; init; }
+
+    /// <summary><c>turn_user_lifetime</c> (ms): how long credentials are valid, answered as <c>ttl</c>.</summary>
+    public long UserLifetime { get; init; } = 3_600_000;
+
+    /// <summary><c>turn_allow_guests</c>: guest accounts may fetch credentials too.</summary>
+    public bool AllowGuests { get; init; } = true;
+
+    /// <summary>True when clients get a TURN server: URIs plus a secret or a username and password.</summary>
+    public bool Configured => Uris.Count > 0 && (SharedSecret is not null || (Username is not null && Password is not null));
 }
 
 /// <summary>A purge job for rooms whose max_lifetime lies in (shortest, longest].</summary>

@@ -17,6 +17,40 @@ public static class DiscoveryEndpoints
     public static readonly string[] SupportedVersions =
         ["r0.5.0", "r0.6.0", "r0.6.1", "v1.1", "v1.2", "v1.3", "v1.4", "v1.5", "v1.6", "v1.7", "v1.8", "v1.9", "v1.10"];
 
+    /// <summary>
+    /// The <c>/voip/turnServer</c> answer: with a shared secret, credentials by the TURN REST API scheme (username
+    /// <c>expiry-seconds:user_id</c>, password base64(HMAC-SHA1(secret, username))) that the TURN server checks without
+    /// asking us; otherwise the configured fixed username and password. <c>{}</c> when no TURN server is configured, as in Synapse.
+    /// </summary>
+    public static JsonObject TurnCredentials(TurnConfig turn, string userId, long nowMs)
+    {
+        if (!turn.Configured)
+        {
+            return new JsonObject();
+        }
+
+        string username, password;
+        if (turn.SharedSecret is { } secret)
+        {
+            username = string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{(nowMs + turn.UserLifetime) / 1000}:{userId}");
+#pragma warning disable CA5350 // The TURN REST API (and coturn) fixes HMAC-SHA1 here; as an HMAC it is still sound.
+            password = Convert.ToBase64String(System.Security.Cryptography.HMACSHA1.HashData(System.Text.Encoding.UTF8.GetBytes(secret), System.Text.Encoding.UTF8.GetBytes(username)));
+#pragma warning restore CA5350
+        }
+        else
+        {
+            (username, password) = (turn.Username!, turn.Password!);
+        }
+
+        return new JsonObject
+        {
+            ["username"] = username,
+            ["password"] = password,
+            ["ttl"] = turn.UserLifetime / 1000,
+            ["uris"] = new JsonArray(turn.Uris.Select(u => (JsonNode)u).ToArray()),
+        };
+    }
+
     /// <summary>Maps the endpoints.</summary>
     public static void Map(IEndpointRouteBuilder app, HomeserverServices hs)
     {
@@ -85,11 +119,16 @@ public static class DiscoveryEndpoints
             };
         });
 
-        // GET /_matrix/client/v3/voip/turnServer — no TURN server is configured, and Lethe suggests no third-party one.
+        // GET /_matrix/client/v3/voip/turnServer
         app.MapClient("GET", "/voip/turnServer", async ctx =>
         {
-            await hs.Auth.RequireAsync(ctx);
-            return new JsonObject();
+            var requester = await hs.Auth.RequireAsync(ctx);
+            if (requester.IsGuest && !config.Turn.AllowGuests)
+            {
+                throw MatrixException.Of(403, ErrCode.GuestAccessForbidden, "Guests may not use this server's TURN server");
+            }
+
+            return TurnCredentials(config.Turn, requester.UserId, hs.NowMs);
         });
 
         // GET /health

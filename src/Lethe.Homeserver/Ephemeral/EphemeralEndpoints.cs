@@ -116,7 +116,8 @@ public static class EphemeralEndpoints
                 throw MatrixException.InvalidParam("presence must be online, offline or unavailable");
             }
 
-            await SetPresenceAsync(hs, requester.UserId, state, body.OptionalString("status_msg", 1024), keepStatusMessage: false, ctx.RequestAborted);
+            // With presence disabled the update is accepted and ignored, as in Synapse.
+            await hs.PresenceTracker.SetAsync(requester.UserId, state, body.OptionalString("status_msg", 1024), fromSync: false, ctx.RequestAborted);
             return new JsonObject();
         });
 
@@ -140,50 +141,35 @@ public static class EphemeralEndpoints
         });
     }
 
-    /// <summary>Sets presence (also from /sync's <c>set_presence</c>); does nothing when presence is disabled or unchanged.</summary>
-    public static async Task SetPresenceAsync(HomeserverServices hs, string userId, string state, string? statusMsg, bool keepStatusMessage, CancellationToken ct)
-    {
-        if (!hs.Config.PresenceEnabled)
-        {
-            return;
-        }
-
-        var now = hs.NowMs;
-        var old = await hs.Presence.GetAsync(userId, ct);
-        if (keepStatusMessage)
-        {
-            statusMsg = old?.StatusMsg;
-        }
-
-        // Refresh last-active at most once a minute when nothing else changes, so an active client does not flood the stream.
-        if (old is not null && old.State == state && old.StatusMsg == statusMsg && now - old.LastActiveTs < 60_000)
-        {
-            return;
-        }
-
-        var stream = await hs.Presence.SetAsync(new PresenceRow { UserId = userId, State = state, StatusMsg = statusMsg, LastActiveTs = now, CurrentlyActive = state == "online" }, ct);
-        hs.Streams.Advance(StreamTracker.Presence, stream);
-        hs.Notifier.Notify(userId);
-        foreach (var (roomId, _) in await hs.StateStore.RoomsForUserAsync(userId, [Membership.Join], ct))
-        {
-            if (await hs.Snapshots.GetAsync(roomId, ct) is { } snap)
-            {
-                NotifyRoom(hs, snap);
-            }
-        }
-    }
-
-    /// <summary>The content of an <c>m.presence</c> event (or the GET response) for a user.</summary>
+    /// <summary>
+    /// The content of an <c>m.presence</c> event (or the GET response) for a user: <c>last_active_ago</c> once they were ever
+    /// active, <c>currently_active</c> only while online, as Synapse formats it.
+    /// </summary>
     public static JsonObject PresenceContent(HomeserverServices hs, PresenceRow? presence, string userId)
     {
         var content = new JsonObject { ["presence"] = presence?.State ?? "offline" };
         if (presence is not null)
         {
-            content["last_active_ago"] = Math.Max(0, hs.NowMs - presence.LastActiveTs);
-            content["currently_active"] = presence.CurrentlyActive;
+            var lastActive = presence.LastActiveTs;
+            if (presence.State == "online" && hs.PresenceTracker.LastActiveOf(userId) is { } tracked)
+            {
+                // An online user's stored time trails their activity by up to a minute (it is re-stored once a minute).
+                lastActive = Math.Max(lastActive, tracked);
+            }
+
+            if (lastActive > 0)
+            {
+                content["last_active_ago"] = Math.Max(0, hs.NowMs - lastActive);
+            }
+
             if (presence.StatusMsg is not null)
             {
                 content["status_msg"] = presence.StatusMsg;
+            }
+
+            if (presence.State == "online")
+            {
+                content["currently_active"] = presence.CurrentlyActive;
             }
         }
 

@@ -81,6 +81,15 @@ public sealed class RoomCreation(HomeserverServices hs, MembershipChanges member
             creationContent["additional_creators"] = new JsonArray(creators.Concat(invites).Distinct().Where(u => u != requester.UserId).Select(u => (JsonNode)u).ToArray());
         }
 
+        // Everything that could stop the room half-built is checked before its first event.
+        var levelsContent = PowerLevelContent(version, requester.UserId, preset == "trusted_private_chat" ? invites : [], plOverride);
+        var presetState = PresetState(preset).Where(p => !initialState.Any(s => s.Type == p.Type && s.StateKey == "")).ToList();
+        var stateToSend = presetState.Select(p => p.Type).Concat(initialState.Select(s => s.Type));
+        stateToSend = alias is null ? stateToSend : stateToSend.Prepend(EventTypes.CanonicalAlias);
+        stateToSend = name is null ? stateToSend : stateToSend.Append(EventTypes.Name);
+        stateToSend = topic is null ? stateToSend : stateToSend.Append(EventTypes.Topic);
+        CheckPowerLevels(version, requester.UserId, creationContent, levelsContent, stateToSend, invites.Count > 0);
+
         var create = await hs.Pipeline.CreateRoomAsync(version, requester.UserId, creationContent, ct);
         var roomId = create.Pdu.RoomId;
         Task Send(string type, string stateKey, JsonObject content) =>
@@ -90,7 +99,7 @@ public sealed class RoomCreation(HomeserverServices hs, MembershipChanges member
         await memberships.ChangeAsync(requester, roomId, requester.UserId, Membership.Join, null, null, ct);
 
         // 3. Power levels.
-        await Send(EventTypes.PowerLevels, "", PowerLevelContent(version, requester.UserId, preset == "trusted_private_chat" ? invites : [], plOverride));
+        await Send(EventTypes.PowerLevels, "", levelsContent);
 
         // 4. Canonical alias.
         if (alias is not null)
@@ -104,22 +113,9 @@ public sealed class RoomCreation(HomeserverServices hs, MembershipChanges member
         }
 
         // 5. The preset's state, unless initial_state sets the same key.
-        var presetState = new List<(string Type, JsonObject Content)>
-        {
-            (EventTypes.JoinRules, new JsonObject { ["join_rule"] = preset == "public_chat" ? "public" : "invite" }),
-            (EventTypes.HistoryVisibility, new JsonObject { ["history_visibility"] = "shared" }),
-        };
-        if (preset != "public_chat")
-        {
-            presetState.Add((EventTypes.GuestAccess, new JsonObject { ["guest_access"] = "can_join" }));
-        }
-
         foreach (var (type, content) in presetState)
         {
-            if (!initialState.Any(s => s.Type == type && s.StateKey == ""))
-            {
-                await Send(type, "", content);
-            }
+            await Send(type, "", content);
         }
 
         // 6. initial_state, in order.
@@ -155,6 +151,60 @@ public sealed class RoomCreation(HomeserverServices hs, MembershipChanges member
         }
 
         return roomId;
+    }
+
+    /// <summary>The state events a preset sets after the power levels.</summary>
+    private static List<(string Type, JsonObject Content)> PresetState(string preset)
+    {
+        var state = new List<(string Type, JsonObject Content)>
+        {
+            (EventTypes.JoinRules, new JsonObject { ["join_rule"] = preset == "public_chat" ? "public" : "invite" }),
+            (EventTypes.HistoryVisibility, new JsonObject { ["history_visibility"] = "shared" }),
+        };
+        if (preset != "public_chat")
+        {
+            state.Add((EventTypes.GuestAccess, new JsonObject { ["guest_access"] = "can_join" }));
+        }
+
+        return state;
+    }
+
+    /// <summary>
+    /// Refuses power levels (the defaults with <c>power_level_content_override</c> applied) that the room's authorization rules
+    /// would reject, or that would leave the creator unable to send the rest of the room's initial events or its invites.
+    /// </summary>
+    private static void CheckPowerLevels(RoomVersion version, string creator, JsonObject createContent, JsonObject content, IEnumerable<string> stateTypes, bool invites)
+    {
+        if (Lethe.Protocol.Auth.PowerLevels.FindContentProblem(content, version) is { } problem)
+        {
+            throw MatrixException.BadJson("Invalid power_level_content_override: " + problem);
+        }
+
+        if (version.PrivilegedCreators)
+        {
+            // v12 creators outrank every level, so only listing one in users (which the rules forbid) can go wrong.
+            var creators = (createContent.OptionalStringArray("additional_creators", 100) ?? []).Append(creator);
+            if (content["users"] is JsonObject users && creators.FirstOrDefault(users.ContainsKey) is { } listed)
+            {
+                throw MatrixException.InvalidParam($"Invalid power_level_content_override: users cannot list the room creator {listed} in room version {version.Identifier}");
+            }
+
+            return;
+        }
+
+        var levels = Lethe.Protocol.Auth.PowerLevels.FromContent(content, version, Lethe.Protocol.Auth.RoomCreators.None);
+        foreach (var type in stateTypes)
+        {
+            if (!levels.CanSend(creator, type, isState: true))
+            {
+                throw MatrixException.InvalidParam($"Invalid power_level_content_override: you (level {levels.GetUserLevel(creator)}) could not set {type} while creating the room");
+            }
+        }
+
+        if (invites && !levels.CanInvite(creator))
+        {
+            throw MatrixException.InvalidParam($"Invalid power_level_content_override: you (level {levels.GetUserLevel(creator)}) could not invite the users named in invite");
+        }
     }
 
     private static List<(string Type, string StateKey, JsonObject Content)> ReadInitialState(JsonObject body)

@@ -68,10 +68,8 @@ public static class SyncEndpoints
             throw MatrixException.InvalidParam("set_presence must be online, offline or unavailable");
         }
 
-        if (setPresence != "offline")
-        {
-            await EphemeralEndpoints.SetPresenceAsync(hs, requester.UserId, setPresence, null, keepStatusMessage: true, ctx.RequestAborted);
-        }
+        // The user counts as syncing (so does not time out to offline) until this request ends.
+        using var syncing = await hs.PresenceTracker.SyncStartedAsync(requester.UserId, setPresence, ctx.RequestAborted);
 
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(ctx.RequestAborted, stopping);
         var deadline = hs.Clock.GetUtcNow().AddMilliseconds(timeout);

@@ -92,6 +92,12 @@ public sealed class PowerLevels
     /// <summary>The power levels described by <paramref name="content"/> (null: no power levels event) under a room version's rules.</summary>
     public static PowerLevels FromContent(JsonObject? content, RoomVersion version, RoomCreators creators) => new(content, version, creators);
 
+    /// <summary>
+    /// Why <paramref name="content"/> could not be a room's power levels under <paramref name="version"/>'s authorization
+    /// rules (a level that is not an integer, a malformed <c>events</c>, <c>notifications</c> or <c>users</c>), or null when it could.
+    /// </summary>
+    public static string? FindContentProblem(JsonObject content, RoomVersion version) => PowerLevelsRules.FindShapeProblem(content, version)?.Reason;
+
     /// <summary>A user's level: infinite for v12 creators, then <c>users</c>, then <c>users_default</c>; with no power levels event, 100 for the creator and 0 for everyone else.</summary>
     public long GetUserLevel(string userId)
     {

@@ -18,49 +18,20 @@ internal static class PowerLevelsRules
         var version = ctx.Version;
         var content = pdu.Content;
 
-        if (version.IntegerPowerLevels)
+        // 10.1–10.3: the content's shape.
+        if (FindShapeProblem(content, version) is { } problem)
         {
-            // 10.1 (v10+)
-            foreach (var field in IntegerFields)
-            {
-                if (content.ContainsKey(field) && !PowerLevelValue.TryRead(content[field], version, out _))
-                {
-                    return Reject(rules.PlIntegerFields, $"{field} is not an integer");
-                }
-            }
-
-            // 10.2 (v10+)
-            if (!IsLevelMap(content, "events", version) || !IsLevelMap(content, "notifications", version))
-            {
-                return Reject(rules.PlMapFields, "events or notifications is not an object of integers");
-            }
+            return Reject(problem.Kind switch { Shape.IntegerField => rules.PlIntegerFields, Shape.LevelMap => rules.PlMapFields, _ => rules.PlUsers }, problem.Reason);
         }
 
-        // 10.3: users maps valid user IDs to levels (integers; before v10 numeric strings too).
-        if (content.ContainsKey("users"))
+        // 10.4 (v12): creators' power is fixed; listing them would be meaningless and is forbidden.
+        if (version.PrivilegedCreators && content["users"] is JsonObject users)
         {
-            if (content["users"] is not JsonObject users)
+            foreach (var creator in ctx.Creators.All)
             {
-                return Reject(rules.PlUsers, "users is not an object");
-            }
-
-            foreach (var (userId, level) in users)
-            {
-                if (!UserId.TryParse(userId, out _) || !PowerLevelValue.TryRead(level, version, out _))
+                if (users.ContainsKey(creator))
                 {
-                    return Reject(rules.PlUsers, $"users holds an invalid entry for '{userId}'");
-                }
-            }
-
-            // 10.4 (v12): creators' power is fixed; listing them would be meaningless and is forbidden.
-            if (version.PrivilegedCreators)
-            {
-                foreach (var creator in ctx.Creators.All)
-                {
-                    if (users.ContainsKey(creator))
-                    {
-                        return Reject(rules.PlCreators, $"users lists the creator {creator}");
-                    }
+                    return Reject(rules.PlCreators, $"users lists the creator {creator}");
                 }
             }
         }
@@ -139,6 +110,60 @@ internal static class PowerLevelsRules
 
         // 10.11
         return Allow(rules.PlAllow, "every change is within the sender's level");
+    }
+
+    /// <summary>Which shape rule a power levels content breaks.</summary>
+    internal enum Shape
+    {
+        /// <summary>10.1: a top-level level is not an integer (v10+).</summary>
+        IntegerField,
+
+        /// <summary>10.2: <c>events</c> or <c>notifications</c> is not an object of integers (v10+).</summary>
+        LevelMap,
+
+        /// <summary>10.3: <c>users</c> is not an object of user IDs to levels.</summary>
+        Users,
+    }
+
+    /// <summary>The first of rules 10.1–10.3 that <paramref name="content"/> breaks under <paramref name="version"/>, or null.</summary>
+    internal static (Shape Kind, string Reason)? FindShapeProblem(JsonObject content, RoomVersion version)
+    {
+        if (version.IntegerPowerLevels)
+        {
+            // 10.1 (v10+)
+            foreach (var field in IntegerFields)
+            {
+                if (content.ContainsKey(field) && !PowerLevelValue.TryRead(content[field], version, out _))
+                {
+                    return (Shape.IntegerField, $"{field} is not an integer");
+                }
+            }
+
+            // 10.2 (v10+)
+            if (!IsLevelMap(content, "events", version) || !IsLevelMap(content, "notifications", version))
+            {
+                return (Shape.LevelMap, "events or notifications is not an object of integers");
+            }
+        }
+
+        // 10.3: users maps valid user IDs to levels (integers; before v10 numeric strings too).
+        if (content.ContainsKey("users"))
+        {
+            if (content["users"] is not JsonObject users)
+            {
+                return (Shape.Users, "users is not an object");
+            }
+
+            foreach (var (userId, level) in users)
+            {
+                if (!UserId.TryParse(userId, out _) || !PowerLevelValue.TryRead(level, version, out _))
+                {
+                    return (Shape.Users, $"users holds an invalid entry for '{userId}'");
+                }
+            }
+        }
+
+        return null;
     }
 
     private static bool IsLevelMap(JsonObject content, string key, RoomVersion version)
