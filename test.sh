@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every Lethe test. On a fresh Debian machine with the .NET SDK it first installs and starts what the
-# tests need (PostgreSQL, libsodium, libgd for thumbnails, the Python Matrix client, synadm and Node packages used for interop), then prints one summary line:
+# tests need (PostgreSQL, libsodium, the Python Matrix client, synadm and the Node packages used for interop), then prints one summary line:
 #   N passed, N failed[, N skipped]
 # Usage: ./test.sh [extra dotnet test arguments, e.g. --filter Name~Config]
 set -uo pipefail
