@@ -50,9 +50,9 @@ internal static class ServeCommand
             await Console.Error.WriteLineAsync($"lethe: warning: {warning}");
         }
 
-        if (!Lethe.Homeserver.Media.Thumbnailer.Available)
+        if (!Lethe.Homeserver.Media.Thumbnailer.Installed)
         {
-            await Console.Error.WriteLineAsync("lethe: warning: libvips (bundled by NetVips.Native for linux-x64) could not be loaded: media thumbnails will answer 503");
+            await Console.Error.WriteLineAsync("lethe: warning: libvips (bundled by NetVips.Native for linux-x64) is not there for this platform: media thumbnails will answer 503");
         }
 
         LetheHost host;
