@@ -56,13 +56,13 @@ public sealed partial class PrivacyGc(HomeserverServices hs, ILogger logger) : I
         try
         {
             Interlocked.Exchange(ref _next, hs.NowMs + IntervalMs);
-            var redactions = await PruneRedactionsAsync(ct);
+            var redactions = hs.Config.RedactionRetentionPeriod is null ? 0 : await hs.Metrics.CountGcRunAsync("redactions", () => PruneRedactionsAsync(ct));
             long ips = 0;
             if (hs.Config.UserIpsMaxAge is { } maxAge)
             {
                 // Activity still held in memory is recent; write it first so the cutoff applies to what is current.
                 await hs.Activity.FlushAsync(ct);
-                ips = await hs.Privacy.PruneClientIpsAsync(hs.NowMs - maxAge, ct);
+                ips = await hs.Metrics.CountGcRunAsync("client_ips", () => hs.Privacy.PruneClientIpsAsync(hs.NowMs - maxAge, ct));
             }
 
             if (redactions > 0 || ips > 0)
@@ -73,19 +73,20 @@ public sealed partial class PrivacyGc(HomeserverServices hs, ILogger logger) : I
             long rooms = 0;
             if (hs.Config.ForgottenRoomRetentionPeriod is { } period)
             {
-                foreach (var roomId in await hs.Privacy.ForgottenRoomsAsync(hs.ServerName, hs.NowMs - period, ct))
+                rooms = await hs.Metrics.CountGcRunAsync("forgotten_rooms", async () =>
                 {
-                    await hs.RoomPurge.PurgeAsync(roomId, ct);
-                    rooms++;
-                }
+                    long purged = 0;
+                    foreach (var roomId in await hs.Privacy.ForgottenRoomsAsync(hs.ServerName, hs.NowMs - period, ct))
+                    {
+                        await hs.RoomPurge.PurgeAsync(roomId, ct);
+                        purged++;
+                    }
+
+                    return purged;
+                });
             }
 
-            hs.Metrics.PrivacyGcItems.Add(rooms, new KeyValuePair<string, object?>("job", "forgotten_rooms"));
-            var erasures = await hs.Erasure.PurgeDueAsync(ct);
-            hs.Metrics.PrivacyGcItems.Add(erasures, new KeyValuePair<string, object?>("job", "erasures"));
-
-            hs.Metrics.PrivacyGcItems.Add(redactions, new KeyValuePair<string, object?>("job", "redactions"));
-            hs.Metrics.PrivacyGcItems.Add(ips, new KeyValuePair<string, object?>("job", "client_ips"));
+            var erasures = await hs.Metrics.CountGcRunAsync("erasures", () => hs.Erasure.PurgeDueAsync(ct));
             LogRun(logger, redactions, ips, rooms);
             return new Result(redactions, ips, rooms, erasures);
         }
