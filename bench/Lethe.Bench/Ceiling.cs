@@ -15,7 +15,7 @@ namespace Lethe.Bench;
 /// The ceiling: bare Kestrel on loopback plus SQLite (WAL, synchronous=NORMAL, as Lethe opens it) doing only what every
 /// send and every sync must. A send parses the JSON body, inserts one row and answers; a sync reads the rows after its
 /// token, and a long-poll with nothing new waits until a commit wakes it. It answers on the Matrix paths the load
-/// generator uses (register, createRoom, join, send, sync; tokens and membership are ignored), so the scenarios in
+/// generator uses (register, createRoom, join, send, sync, receipt; tokens, membership and receipts are ignored), so the scenarios in
 /// <see cref="Scenarios"/> drive it unchanged, in the same run as the server under test. It runs as a child process
 /// (<c>ceiling-serve</c>), like the server under test runs in its own.
 /// <para>
@@ -67,6 +67,8 @@ public static class Ceiling
             Json(ctx, w => w.WriteString("room_id", $"!r{Interlocked.Increment(ref rooms)}:ceiling")));
         app.MapPost("/_matrix/client/v3/join/{room}", ctx =>
             Json(ctx, w => w.WriteString("room_id", (string)ctx.Request.RouteValues["room"]!)));
+        // A read receipt: nothing a send or a sync must do (the scenarios send them untimed).
+        app.MapPost("/_matrix/client/v3/rooms/{room}/receipt/{type}/{eventId}", ctx => Json(ctx, _ => { }));
         app.MapPut("/_matrix/client/v3/rooms/{room}/send/{type}/{txn}", async ctx =>
         {
             using var buffer = new MemoryStream();

@@ -7,7 +7,8 @@ namespace Lethe.Bench;
 /// The <c>compare</c> scenario: the ceiling (<see cref="Ceiling"/>) and the server under test through the same scenarios,
 /// in one run, each row on the ceiling first and the server straight after, so both see the same machine. Rows:
 /// sequential send, concurrent send at 4 and 32 connections (one client and room each), sync wake-up and incremental
-/// sync (one room). Every server row carries <c>percent_of_ceiling</c>: for send rows the server's rate as a percentage
+/// sync (one room), and both sync rows again with the reader sending a read receipt for each message (untimed), so
+/// unread counting sees one unread message instead of up to a thousand. Every server row carries <c>percent_of_ceiling</c>: for send rows the server's rate as a percentage
 /// of the ceiling's, for the sync rows the ceiling's p50 as a percentage of the server's (so in both, 100 % is as fast
 /// as the ceiling and lower is slower). RSS of both processes is sampled before and after every row.
 /// <c>--group-commit</c> adds a second ceiling whose writer groups waiting sends into one transaction, as separate,
@@ -19,6 +20,7 @@ public static class Compare
 
     public static async Task<JsonObject> RunAsync(Options o, string? lethe, string? postgres, bool groupCommit, bool ceilingOnly)
     {
+        o = o with { Receipts = false };
         Row[] rows =
         [
             new("send-seq", true, Scenarios.SendSequentialAsync),
@@ -26,6 +28,8 @@ public static class Compare
             new("send-concurrent-32", true, x => Scenarios.SendConcurrentAsync(x with { C = 32 })),
             new("sync-wake", false, x => Scenarios.SyncWakeAsync(x with { Rooms = 1, History = 0 })),
             new("sync-incremental", false, x => Scenarios.SyncIncrementalAsync(x with { Rooms = 1, History = 0 })),
+            new("sync-wake-receipts", false, x => Scenarios.SyncWakeAsync(x with { Rooms = 1, History = 0, Receipts = true })),
+            new("sync-incremental-receipts", false, x => Scenarios.SyncIncrementalAsync(x with { Rooms = 1, History = 0, Receipts = true })),
         ];
 
         await using var ceiling = await Ceiling.Child.StartAsync(groupCommit: false);
@@ -75,7 +79,7 @@ public static class Compare
             }
 
             Console.Error.WriteLine();
-            Console.Error.WriteLine($"{"row",-20} {"target",-22} {"rate/s",9} {"p50 ms",8} {"p99 ms",8} {"% of ceiling",13}  RSS before → after");
+            Console.Error.WriteLine($"{"row",-25} {"target",-22} {"rate/s",9} {"p50 ms",8} {"p99 ms",8} {"% of ceiling",13}  RSS before → after");
             foreach (var line in summary)
             {
                 Console.Error.WriteLine(line);
@@ -124,6 +128,6 @@ public static class Compare
         string F(string key, string format) => r[key]!.GetValue<double>().ToString(format, CultureInfo.InvariantCulture);
         var rss = r["rss_before_kib"] is { } b ? $"{b.GetValue<long>() / 1024} → {r["rss_after_kib"]!.GetValue<long>() / 1024} MiB" : "";
         var pct = percent is { } x ? x.ToString("F1", CultureInfo.InvariantCulture) + " %" : "";
-        return $"{row.Name,-20} {target,-22} {F("per_second", "N0"),9} {F("p50_ms", "F3"),8} {F("p99_ms", "F3"),8} {pct,13}  {rss}";
+        return $"{row.Name,-25} {target,-22} {F("per_second", "N0"),9} {F("p50_ms", "F3"),8} {F("p99_ms", "F3"),8} {pct,13}  {rss}";
     }
 }

@@ -60,7 +60,8 @@ string? Option(string name) => Array.IndexOf(args, name) is var i && i >= 0 && i
 
 namespace Lethe.Bench
 {
-    public sealed record Options(string Scenario, Uri Url, int? Pid, int N, int C, int Rooms, int Messages, string? SharedSecret, int History = 0)
+    /// <param name="Receipts">Sync scenarios: the reader sends a read receipt for each message it receives (untimed), as a client showing the room does, so the room's unread count stays at one.</param>
+    public sealed record Options(string Scenario, Uri Url, int? Pid, int N, int C, int Rooms, int Messages, string? SharedSecret, int History = 0, bool Receipts = false)
     {
         public static Options Parse(string[] args)
         {
@@ -81,7 +82,8 @@ namespace Lethe.Bench
                 Int("--rooms", 100),
                 Int("--messages", 1000),
                 Get("--shared-secret", "") is { Length: > 0 } s ? s : null,
-                Int("--history", 0));
+                Int("--history", 0),
+                args.Contains("--receipts"));
         }
     }
 
@@ -173,6 +175,9 @@ namespace Lethe.Bench
 
             return total;
         }
+
+        public Task ReceiptAsync(string roomId, string eventId) =>
+            PostAsync(http, $"/_matrix/client/v3/rooms/{Uri.EscapeDataString(roomId)}/receipt/m.read/{Uri.EscapeDataString(eventId)}", new JsonObject(), token);
 
         public Task JoinAsync(string roomId) => PostAsync(http, $"/_matrix/client/v3/join/{Uri.EscapeDataString(roomId)}", new JsonObject(), token);
 
@@ -332,12 +337,13 @@ namespace Lethe.Bench
                     latencies.Add(Stopwatch.GetElapsedTime(sent).TotalMilliseconds);
                 }
 
-                since = response["next_batch"]!.GetValue<string>();
+                since = await ReadAsync(reader, room, eventId, response, o);
             }
 
-            var result = Stats.Summarise("sync-wake", latencies, total.Elapsed.TotalSeconds, o.N);
+            var result = Stats.Summarise(o.Receipts ? "sync-wake-receipts" : "sync-wake", latencies, total.Elapsed.TotalSeconds, o.N);
             result["rooms"] = o.Rooms;
             result["history"] = o.History;
+            result["receipts"] = o.Receipts;
             result["extra_polls"] = extraPolls;
             return result;
         }
@@ -375,17 +381,34 @@ namespace Lethe.Bench
                     total.Reset();
                 }
 
-                since = response["next_batch"]!.GetValue<string>();
+                since = await ReadAsync(reader, room, eventId, response, o);
             }
 
             // The rate here is of the syncs alone (the sends between them are not counted).
-            var result = Stats.Summarise("sync-incremental", latencies, total.Elapsed.TotalSeconds, o.N);
+            var result = Stats.Summarise(o.Receipts ? "sync-incremental-receipts" : "sync-incremental", latencies, total.Elapsed.TotalSeconds, o.N);
             result["rooms"] = o.Rooms;
             result["history"] = o.History;
+            result["receipts"] = o.Receipts;
             return result;
         }
 
         private const int WarmUp = 10;
+
+        /// <summary>
+        /// After a measured sync: with <c>--receipts</c> the reader marks the message read and takes the sync the receipt
+        /// itself causes (both untimed), so the next measurement starts from a caught-up token; returns that token.
+        /// </summary>
+        private static async Task<string> ReadAsync(Client reader, string room, string eventId, JsonObject response, Options o)
+        {
+            var since = response["next_batch"]!.GetValue<string>();
+            if (!o.Receipts)
+            {
+                return since;
+            }
+
+            await reader.ReceiptAsync(room, eventId);
+            return (await reader.SyncAsync(since, 0))["next_batch"]!.GetValue<string>();
+        }
 
         /// <summary>A sender and a reader in one room (and the reader in <c>--rooms</c> − 1 more, the room <c>--history</c> events long); the reader's token after it.</summary>
         private static async Task<(Client Sender, Client Reader, string Room, string Since)> SyncSetUpAsync(HttpClient http, Options o)
