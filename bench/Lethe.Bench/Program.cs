@@ -3,40 +3,56 @@ using System.Globalization;
 using System.Net.Http.Json;
 using System.Security.Cryptography;
 using System.Text;
-using System.Text.Json;
 using System.Text.Json.Nodes;
 using Lethe.Bench;
 
 // Load generator for any Matrix homeserver: point it at a base URL; it registers its own users through the standard API.
 // Usage: lethe-bench <scenario> --url URL [--pid PID] [--n N] [--c C] [--rooms R] [--messages M] [--history H] [--shared-secret S]
-// Scenarios: send-seq, send-concurrent, sync-wake, initial-sync, rooms-joins, register-login, baseline (bare Kestrel +
-// SQLite ceiling, no URL needed); these start their own Lethe (--lethe COMMAND [--postgres CONNECTION_STRING]):
-// purge [--batch SIZE], scaling, export, push-room [--members M] [--rounds R] [--n N],
-// media [--n N] (1 MB transfers and thumbnails); keys-claim, to-device, to-device-fanout (E2EE: 100 devices;
-// 100 members x 2 devices) take --url like the first group.
+// Scenarios against --url: send-seq, send-concurrent, sync-wake, sync-incremental, initial-sync, rooms-joins,
+// register-login, media [--n N] (1 MB transfers and thumbnails; or --lethe COMMAND to start a Lethe of its own),
+// keys-claim, to-device, to-device-fanout (E2EE: 100 devices; 100 members x 2 devices).
+// compare [--group-commit]: the ceiling (bare Kestrel + SQLite, see Ceiling.cs) and the server under test (--url, or
+// --lethe COMMAND to start one) through the same scenarios in one run, the server as a percentage of the ceiling;
+// ceiling (alias baseline) [--group-commit]: the ceiling's rows alone.
+// These start their own Lethe (--lethe COMMAND [--postgres CONNECTION_STRING]): purge [--batch SIZE], scaling, export,
+// push-room [--members M] [--rounds R] [--n N].
 var options = Options.Parse(args);
+if (options.Scenario == "ceiling-serve")
+{
+    return await Ceiling.ServeAsync(args.Contains("--group-commit"));
+}
+
+var load = LoadAverage.Read();
+long? rssBefore = options.Pid is { } p ? Rss.Of(p) : null;
 var result = options.Scenario switch
 {
     "send-seq" => await Scenarios.SendSequentialAsync(options),
     "send-concurrent" => await Scenarios.SendConcurrentAsync(options),
     "sync-wake" => await Scenarios.SyncWakeAsync(options),
+    "sync-incremental" => await Scenarios.SyncIncrementalAsync(options),
     "initial-sync" => await Scenarios.InitialSyncAsync(options),
     "rooms-joins" => await Scenarios.RoomsAndJoinsAsync(options),
     "register-login" => await Scenarios.RegisterAndLoginAsync(options),
     "scaling" => await ScalingBench.RunAsync(options, Option("--lethe") ?? "./lethe", Option("--postgres")),
     "export" => await ExportBench.RunAsync(options, Option("--lethe") ?? "./lethe", Option("--postgres")),
-    "baseline" => await Baseline.RunAsync(options),
+    "compare" => await Compare.RunAsync(options, Option("--lethe"), Option("--postgres"), args.Contains("--group-commit"), ceilingOnly: false),
+    "ceiling" or "baseline" => await Compare.RunAsync(options, null, null, args.Contains("--group-commit"), ceilingOnly: true),
     "push-room" => await PushBench.RunAsync(options, Option("--lethe") ?? "./lethe", Option("--members") is { } m ? int.Parse(m, CultureInfo.InvariantCulture) : 1000, Option("--rounds") is { } r ? int.Parse(r, CultureInfo.InvariantCulture) : 3),
-    "media" => await MediaBench.RunAsync(options, Option("--lethe") ?? "./lethe"),
+    "media" => await MediaBench.RunAsync(options, Option("--lethe")),
     "keys-claim" or "to-device" or "to-device-fanout" => await E2eeBench.RunAsync(options.Scenario, options),
     "purge" => await PurgeBench.RunAsync(options, Option("--lethe") ?? "./lethe", Option("--postgres"), Option("--batch") is { } b ? int.Parse(b, CultureInfo.InvariantCulture) : null),
     _ => throw new ArgumentException("unknown scenario: " + options.Scenario),
 };
-if (options.Pid is { } pid)
+if (options.Pid is { } pid && options.Scenario != "compare")
 {
-    result["rss_kib"] = Rss.Of(pid);
+    var rssAfter = Rss.Of(pid);
+    Rss.Record(result, rssBefore!.Value, rssAfter);
+    Console.Error.WriteLine($"server RSS: {rssBefore / 1024} MiB before, {rssAfter / 1024} MiB after");
 }
 
+result["load_average_before"] = load;
+result["load_average_after"] = LoadAverage.Read();
+Console.Error.WriteLine($"load average (1, 5, 15 min): {load} before, {result["load_average_after"]} after");
 Console.WriteLine(result.ToJsonString());
 return 0;
 
@@ -44,7 +60,8 @@ string? Option(string name) => Array.IndexOf(args, name) is var i && i >= 0 && i
 
 namespace Lethe.Bench
 {
-    public sealed record Options(string Scenario, Uri Url, int? Pid, int N, int C, int Rooms, int Messages, string? SharedSecret, int History = 0)
+    /// <param name="Receipts">Sync scenarios: the reader sends a read receipt for each message it receives (untimed), as a client showing the room does, so the room's unread count stays at one.</param>
+    public sealed record Options(string Scenario, Uri Url, int? Pid, int N, int C, int Rooms, int Messages, string? SharedSecret, int History = 0, bool Receipts = false)
     {
         public static Options Parse(string[] args)
         {
@@ -65,7 +82,8 @@ namespace Lethe.Bench
                 Int("--rooms", 100),
                 Int("--messages", 1000),
                 Get("--shared-secret", "") is { Length: > 0 } s ? s : null,
-                Int("--history", 0));
+                Int("--history", 0),
+                args.Contains("--receipts"));
         }
     }
 
@@ -73,6 +91,19 @@ namespace Lethe.Bench
     {
         public static long Of(int pid) =>
             long.Parse(File.ReadAllLines($"/proc/{pid}/status").First(l => l.StartsWith("VmRSS:", StringComparison.Ordinal)).Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture);
+
+        /// <summary>Adds the server's RSS (KiB) sampled before the scenario (idle) and after it.</summary>
+        public static void Record(JsonObject result, long beforeKib, long afterKib)
+        {
+            result["rss_before_kib"] = beforeKib;
+            result["rss_after_kib"] = afterKib;
+        }
+    }
+
+    /// <summary>The machine's load average (1, 5 and 15 minutes, from /proc/loadavg): figures from a loaded machine say so.</summary>
+    public static class LoadAverage
+    {
+        public static string Read() => File.Exists("/proc/loadavg") ? string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : "unknown";
     }
 
     public sealed class Client(HttpClient http, string token, string userId)
@@ -144,6 +175,9 @@ namespace Lethe.Bench
 
             return total;
         }
+
+        public Task ReceiptAsync(string roomId, string eventId) =>
+            PostAsync(http, $"/_matrix/client/v3/rooms/{Uri.EscapeDataString(roomId)}/receipt/m.read/{Uri.EscapeDataString(eventId)}", new JsonObject(), token);
 
         public Task JoinAsync(string roomId) => PostAsync(http, $"/_matrix/client/v3/join/{Uri.EscapeDataString(roomId)}", new JsonObject(), token);
 
@@ -267,9 +301,118 @@ namespace Lethe.Bench
             return result;
         }
 
+        /// <summary>
+        /// A reader long-polls <c>/sync</c>; a sender sends one message into a room they share; the time from the send's
+        /// response to the long-poll's response carrying that message. <c>--rooms</c> and <c>--history</c> grow what the
+        /// reader is in.
+        /// </summary>
         public static async Task<JsonObject> SyncWakeAsync(Options o)
         {
             using var http = Client.NewHttp(o.Url);
+            var (sender, reader, room, since) = await SyncSetUpAsync(http, o);
+            var latencies = new List<double>(o.N);
+            var extraPolls = 0;
+            var total = new Stopwatch();
+            for (var i = -WarmUp; i < o.N; i++)
+            {
+                if (i == 0)
+                {
+                    total.Start();
+                }
+
+                var poll = reader.SyncAsync(since, 30_000);
+                await Task.Delay(2);
+                var eventId = await sender.SendAsync(room, "wake " + i);
+                var sent = Stopwatch.GetTimestamp();
+                var response = await poll;
+                while (!Carries(response, room, eventId))
+                {
+                    // Woken by something else: the message is what the reader waits for.
+                    extraPolls++;
+                    response = await reader.SyncAsync(response["next_batch"]!.GetValue<string>(), 30_000);
+                }
+
+                if (i >= 0)
+                {
+                    latencies.Add(Stopwatch.GetElapsedTime(sent).TotalMilliseconds);
+                }
+
+                since = await ReadAsync(reader, room, eventId, response, o);
+            }
+
+            var result = Stats.Summarise(o.Receipts ? "sync-wake-receipts" : "sync-wake", latencies, total.Elapsed.TotalSeconds, o.N);
+            result["rooms"] = o.Rooms;
+            result["history"] = o.History;
+            result["receipts"] = o.Receipts;
+            result["extra_polls"] = extraPolls;
+            return result;
+        }
+
+        /// <summary>
+        /// Incremental sync with one new event: a sender sends one message, then the reader asks
+        /// <c>/sync?since=…&amp;timeout=0</c>; the time of that request (the message must be in its answer). Unlike
+        /// sync-wake, nothing waits: this is the cost of building an incremental sync.
+        /// </summary>
+        public static async Task<JsonObject> SyncIncrementalAsync(Options o)
+        {
+            using var http = Client.NewHttp(o.Url);
+            var (sender, reader, room, since) = await SyncSetUpAsync(http, o);
+            var latencies = new List<double>(o.N);
+            var total = new Stopwatch();
+            for (var i = -WarmUp; i < o.N; i++)
+            {
+                var eventId = await sender.SendAsync(room, "incremental " + i);
+                total.Start();
+                var t = Stopwatch.GetTimestamp();
+                var response = await reader.SyncAsync(since, 0);
+                var elapsed = Stopwatch.GetElapsedTime(t).TotalMilliseconds;
+                total.Stop();
+                if (!Carries(response, room, eventId))
+                {
+                    throw new InvalidOperationException("an incremental sync after a committed send did not carry the message");
+                }
+
+                if (i >= 0)
+                {
+                    latencies.Add(elapsed);
+                }
+                else
+                {
+                    total.Reset();
+                }
+
+                since = await ReadAsync(reader, room, eventId, response, o);
+            }
+
+            // The rate here is of the syncs alone (the sends between them are not counted).
+            var result = Stats.Summarise(o.Receipts ? "sync-incremental-receipts" : "sync-incremental", latencies, total.Elapsed.TotalSeconds, o.N);
+            result["rooms"] = o.Rooms;
+            result["history"] = o.History;
+            result["receipts"] = o.Receipts;
+            return result;
+        }
+
+        private const int WarmUp = 10;
+
+        /// <summary>
+        /// After a measured sync: with <c>--receipts</c> the reader marks the message read and takes the sync the receipt
+        /// itself causes (both untimed), so the next measurement starts from a caught-up token; returns that token.
+        /// </summary>
+        private static async Task<string> ReadAsync(Client reader, string room, string eventId, JsonObject response, Options o)
+        {
+            var since = response["next_batch"]!.GetValue<string>();
+            if (!o.Receipts)
+            {
+                return since;
+            }
+
+            await reader.ReceiptAsync(room, eventId);
+            return (await reader.SyncAsync(since, 0))["next_batch"]!.GetValue<string>();
+        }
+
+        /// <summary>A sender and a reader in one room (and the reader in <c>--rooms</c> − 1 more, the room <c>--history</c> events long); the reader's token after it.</summary>
+        private static async Task<(Client Sender, Client Reader, string Room, string Since)> SyncSetUpAsync(HttpClient http, Options o)
+        {
             var sender = await Client.RegisterAsync(http, o.SharedSecret);
             var reader = await Client.RegisterAsync(http, o.SharedSecret);
             var room = await sender.CreateRoomAsync();
@@ -295,24 +438,13 @@ namespace Lethe.Bench
             }
 
             var since = (await reader.SyncAsync(null, 0, """{"room":{"timeline":{"limit":1}}}"""))["next_batch"]!.GetValue<string>();
-            var latencies = new List<double>(o.N);
-            var total = Stopwatch.StartNew();
-            for (var i = 0; i < o.N; i++)
-            {
-                var poll = reader.SyncAsync(since, 30_000);
-                await Task.Delay(2);
-                await sender.SendAsync(room, "wake " + i);
-                var sent = Stopwatch.GetTimestamp();
-                var response = await poll;
-                latencies.Add(Stopwatch.GetElapsedTime(sent).TotalMilliseconds);
-                since = response["next_batch"]!.GetValue<string>();
-            }
-
-            var result = Stats.Summarise("sync-wake", latencies, total.Elapsed.TotalSeconds, o.N);
-            result["rooms"] = o.Rooms;
-            result["history"] = o.History;
-            return result;
+            return (sender, reader, room, since);
         }
+
+        /// <summary>Whether a sync response carries the event in the room's timeline.</summary>
+        private static bool Carries(JsonObject sync, string room, string eventId) =>
+            sync["rooms"]?["join"]?[room]?["timeline"]?["events"] is JsonArray events
+            && events.Any(e => e?["event_id"]?.GetValue<string>() == eventId);
 
         /// <summary>One user creates N public rooms (timed), then C other users join each of them (timed).</summary>
         public static async Task<JsonObject> RoomsAndJoinsAsync(Options o)

@@ -18,8 +18,9 @@ public static class ScalingBench
             await using var server = await LocalServer.CreateAsync(lethe, postgres);
             using var http = Client.NewHttp(server.Url);
             var process = await server.StartAsync(http);
+            var idle = Rss.Of(process.Id);
             var point = await Scenarios.SyncWakeAsync(o with { Url = server.Url, Rooms = rooms, History = history, SharedSecret = server.Secret });
-            point["rss_kib"] = Rss.Of(process.Id);
+            Rss.Record(point, idle, Rss.Of(process.Id));
             Console.Error.WriteLine($"  rooms {rooms}, history {history}: p50 {point["p50_ms"]} ms, p99 {point["p99_ms"]} ms, RSS {Rss.Of(process.Id) / 1024} MiB");
             points.Add(point);
             await server.StopAsync();

@@ -47,45 +47,50 @@ public sealed partial class MediaRetention(HomeserverServices hs, ILogger logger
         await _running.WaitAsync(ct);
         try
         {
-            var media = hs.Media;
-            media.Files.DeleteStaleTemps(TimeSpan.FromHours(1));
-            await media.FlushAccessTimesAsync(ct);
-            var now = hs.NowMs;
-            var deleted = 0;
-            while (true)
-            {
-                var lapsed = await media.Store.LapsedReservationsAsync(now, 500, ct);
-                if (lapsed.Count == 0)
-                {
-                    break;
-                }
-
-                deleted += (await media.DeleteManyAsync(lapsed, ct)).Count;
-            }
-
-            // Expired URL previews, and their images once two days old.
-            deleted += await media.Previews.ExpireAsync(ct);
-
-            // Media a retention purge orphaned but did not get to delete (a crash in between).
-            deleted += await media.DeleteOrphansAsync(await media.Store.UnreferencedAsync(1000, ct), ct);
-
-            if (hs.Config.Media.LocalMediaLifetime is { } lifetime)
-            {
-                var cutoff = now - lifetime;
-                deleted += (await MediaAdminEndpoints.DeleteOldAsync(hs, media, cutoff, sizeGt: -1, lastAccessBeforeTs: cutoff, keepProfiles: true, ct)).Count;
-            }
-
-            if (deleted > 0)
-            {
-                LogRun(logger, deleted);
-            }
-
-            return deleted;
+            return await hs.Metrics.CountGcRunAsync("media_retention", () => ExpireAsync(ct));
         }
         finally
         {
             _running.Release();
         }
+    }
+
+    private async Task<int> ExpireAsync(CancellationToken ct)
+    {
+        var media = hs.Media;
+        media.Files.DeleteStaleTemps(TimeSpan.FromHours(1));
+        await media.FlushAccessTimesAsync(ct);
+        var now = hs.NowMs;
+        var deleted = 0;
+        while (true)
+        {
+            var lapsed = await media.Store.LapsedReservationsAsync(now, 500, ct);
+            if (lapsed.Count == 0)
+            {
+                break;
+            }
+
+            deleted += (await media.DeleteManyAsync(lapsed, ct)).Count;
+        }
+
+        // Expired URL previews, and their images once two days old.
+        deleted += await media.Previews.ExpireAsync(ct);
+
+        // Media a retention purge orphaned but did not get to delete (a crash in between).
+        deleted += await media.DeleteOrphansAsync(await media.Store.UnreferencedAsync(1000, ct), ct);
+
+        if (hs.Config.Media.LocalMediaLifetime is { } lifetime)
+        {
+            var cutoff = now - lifetime;
+            deleted += (await MediaAdminEndpoints.DeleteOldAsync(hs, media, cutoff, sizeGt: -1, lastAccessBeforeTs: cutoff, keepProfiles: true, ct)).Count;
+        }
+
+        if (deleted > 0)
+        {
+            LogRun(logger, deleted);
+        }
+
+        return deleted;
     }
 
     /// <inheritdoc />

@@ -39,6 +39,7 @@ public sealed class LetheMetrics : IDisposable
         RetentionPurgeRuns = _meter.CreateCounter<long>("lethe_retention_purge_runs", description: "Retention purge job runs, by outcome");
         RetentionPurgeSeconds = _meter.CreateCounter<double>("lethe_retention_purge_seconds", description: "Time spent in retention purge job runs");
         PrivacyGcItems = _meter.CreateCounter<long>("lethe_privacy_gc_items", description: "Personal data deleted by the privacy garbage collectors, by job");
+        PrivacyGcRuns = _meter.CreateCounter<long>("lethe_privacy_gc_runs", description: "Privacy garbage collector runs, by job and outcome");
         SelfDestructedEvents = _meter.CreateCounter<long>("lethe_self_destructed_events", description: "Self-destructing (MSC2228) events redacted at their expiry");
         MediaUploadedBytes = _meter.CreateCounter<long>("lethe_media_uploaded_bytes", description: "Bytes of media uploaded");
         MediaThumbnailsGenerated = _meter.CreateCounter<long>("lethe_media_thumbnails_generated", description: "Thumbnails made (cache misses)");
@@ -69,8 +70,32 @@ public sealed class LetheMetrics : IDisposable
     /// <summary>Seconds spent purging, tagged with the job.</summary>
     public Counter<double> RetentionPurgeSeconds { get; }
 
-    /// <summary>Items deleted by the privacy GC, tagged with the job (<c>redactions</c>, <c>client_ips</c>).</summary>
+    /// <summary>Items deleted by the privacy GC, tagged with the job (<c>redactions</c>, <c>client_ips</c>, <c>forgotten_rooms</c>, <c>erasures</c>, <c>media_retention</c>).</summary>
     public Counter<long> PrivacyGcItems { get; }
+
+    /// <summary>Privacy GC runs, tagged with the job and outcome (<c>ok</c>, <c>error</c>).</summary>
+    public Counter<long> PrivacyGcRuns { get; }
+
+    /// <summary>Counts one run of a privacy GC job and what it deleted; a failed run is counted as such and rethrown.</summary>
+    public async Task<T> CountGcRunAsync<T>(string job, Func<Task<T>> run)
+        where T : System.Numerics.INumber<T>
+    {
+        var tag = new KeyValuePair<string, object?>("job", job);
+        T items;
+        try
+        {
+            items = await run();
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            PrivacyGcRuns.Add(1, tag, new("outcome", "error"));
+            throw;
+        }
+
+        PrivacyGcRuns.Add(1, tag, new("outcome", "ok"));
+        PrivacyGcItems.Add(long.CreateTruncating(items), tag);
+        return items;
+    }
 
     /// <summary>Self-destructing events redacted.</summary>
     public Counter<long> SelfDestructedEvents { get; }

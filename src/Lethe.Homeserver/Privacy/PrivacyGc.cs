@@ -58,19 +58,19 @@ public sealed partial class PrivacyGc(HomeserverServices hs, ILogger logger) : I
         try
         {
             Interlocked.Exchange(ref _next, hs.NowMs + IntervalMs);
-            var redactions = await PruneRedactionsAsync(ct);
+            var redactions = hs.Config.RedactionRetentionPeriod is null ? 0 : await hs.Metrics.CountGcRunAsync("redactions", () => PruneRedactionsAsync(ct));
             long ips = 0;
             if (hs.Config.UserIpsMaxAge is { } maxAge)
             {
                 // Activity still held in memory is recent; write it first so the cutoff applies to what is current.
                 await hs.Activity.FlushAsync(ct);
-                ips = await hs.Privacy.PruneClientIpsAsync(hs.NowMs - maxAge, ct);
+                ips = await hs.Metrics.CountGcRunAsync("client_ips", () => hs.Privacy.PruneClientIpsAsync(hs.NowMs - maxAge, ct));
             }
 
             long reports = 0;
             if (hs.Config.ReportRetentionPeriod is { } reportPeriod)
             {
-                reports = await hs.Reports.DeleteReceivedUpToAsync(hs.NowMs - reportPeriod, ct);
+                reports = await hs.Metrics.CountGcRunAsync("reports", () => hs.Reports.DeleteReceivedUpToAsync(hs.NowMs - reportPeriod, ct));
             }
 
             // A deleted device's IP address and user agent left the database with its row; compacting takes the
@@ -84,23 +84,23 @@ public sealed partial class PrivacyGc(HomeserverServices hs, ILogger logger) : I
             long rooms = 0;
             if (hs.Config.ForgottenRoomRetentionPeriod is { } period)
             {
-                foreach (var roomId in await hs.Privacy.ForgottenRoomsAsync(hs.ServerName, hs.NowMs - period, ct))
+                rooms = await hs.Metrics.CountGcRunAsync("forgotten_rooms", async () =>
                 {
-                    // A room whose messages min_lifetime still holds is finished when the hold ends.
-                    if ((await hs.RoomPurge.PurgeAsync(roomId, force: false, ct)).Complete)
+                    long purged = 0;
+                    foreach (var roomId in await hs.Privacy.ForgottenRoomsAsync(hs.ServerName, hs.NowMs - period, ct))
                     {
-                        rooms++;
+                        // A room whose messages min_lifetime still holds is finished when the hold ends.
+                        if ((await hs.RoomPurge.PurgeAsync(roomId, force: false, ct)).Complete)
+                        {
+                            purged++;
+                        }
                     }
-                }
+
+                    return purged;
+                });
             }
 
-            hs.Metrics.PrivacyGcItems.Add(rooms, new KeyValuePair<string, object?>("job", "forgotten_rooms"));
-            var erasures = await hs.Erasure.PurgeDueAsync(ct);
-            hs.Metrics.PrivacyGcItems.Add(erasures, new KeyValuePair<string, object?>("job", "erasures"));
-
-            hs.Metrics.PrivacyGcItems.Add(redactions, new KeyValuePair<string, object?>("job", "redactions"));
-            hs.Metrics.PrivacyGcItems.Add(ips, new KeyValuePair<string, object?>("job", "client_ips"));
-            hs.Metrics.PrivacyGcItems.Add(reports, new KeyValuePair<string, object?>("job", "reports"));
+            var erasures = await hs.Metrics.CountGcRunAsync("erasures", () => hs.Erasure.PurgeDueAsync(ct));
             LogRun(logger, redactions, ips, rooms, reports);
             return new Result(redactions, ips, rooms, erasures, reports);
         }

@@ -76,6 +76,61 @@ public sealed class MetricsTests
     }
 
     [Fact]
+    public async Task PrivacyGcRunsAndDeletionsAreCountedPerJob()
+    {
+        var clock = new TestClock();
+        await using var server = await TestHomeserver.StartAsync(
+            extraYaml: TestHomeserver.OpenRegistration + "enable_metrics: true\nredaction_retention_period: 1d\nuser_ips_max_age: 1d\nforgotten_room_retention_period: 1d\nmedia_retention:\n  local_media_lifetime: 30d\n",
+            clock: clock,
+            resources: "client, metrics");
+        var alice = await server.RegisterAsync("alice");
+        await Accounts.UserStoreSeed.AdminAsync(server, "root");
+        var admin = server.NewClient();
+        await admin.LoginAsync("root");
+        var roomId = await alice.CreateRoomAsync(new JsonObject());
+        var id = await alice.SendTextAsync(roomId, "to be redacted");
+        (await alice.PutAsync($"/_matrix/client/v3/rooms/{roomId}/redact/{id}/r1", new JsonObject())).Ok();
+        string[] jobs = ["redactions", "client_ips", "forgotten_rooms", "erasures"];
+        var before = (await ScrapeAsync(server)).Body;
+        foreach (var job in jobs)
+        {
+            Assert.Null(Sample(before, $"lethe_privacy_gc_runs_total{{job=\"{job}\",outcome=\"ok\"}}"));
+        }
+
+        clock.Advance(TimeSpan.FromDays(2));
+        Assert.Equal(1, (await admin.PostAsync("/_lethe/admin/v1/privacy/gc", new JsonObject())).Ok()["redactions_pruned"]!.GetValue<long>());
+        var scrape = (await ScrapeAsync(server)).Body;
+        Assert.Contains("# TYPE lethe_privacy_gc_runs_total counter", scrape, StringComparison.Ordinal);
+        foreach (var job in jobs)
+        {
+            Assert.Equal(1, Sample(scrape, $"lethe_privacy_gc_runs_total{{job=\"{job}\",outcome=\"ok\"}}"));
+        }
+
+        Assert.Equal(1, Sample(scrape, "lethe_privacy_gc_items_total{job=\"redactions\"}"));
+
+        // A second run is counted again; it found nothing more to delete.
+        (await admin.PostAsync("/_lethe/admin/v1/privacy/gc", new JsonObject())).Ok();
+        scrape = (await ScrapeAsync(server)).Body;
+        Assert.Equal(2, Sample(scrape, "lethe_privacy_gc_runs_total{job=\"redactions\",outcome=\"ok\"}"));
+        Assert.Equal(1, Sample(scrape, "lethe_privacy_gc_items_total{job=\"redactions\"}"));
+
+        // Media retention: an upload nobody downloads for the lifetime is deleted, and the run counted.
+        using (var upload = new HttpRequestMessage(HttpMethod.Post, "/_matrix/media/v3/upload") { Content = new ByteArrayContent([1, 2, 3]) })
+        {
+            upload.Content.Headers.ContentType = new("application/octet-stream");
+            upload.Headers.Authorization = new("Bearer", alice.AccessToken);
+            using var response = await server.Client.SendAsync(upload);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        }
+
+        clock.Advance(TimeSpan.FromDays(31));
+        Assert.Equal(1, await server.Host.MediaRetention.RunAsync(CancellationToken.None));
+        scrape = (await ScrapeAsync(server)).Body;
+        Assert.Equal(1, Sample(scrape, "lethe_privacy_gc_runs_total{job=\"media_retention\",outcome=\"ok\"}"));
+        Assert.Equal(1, Sample(scrape, "lethe_privacy_gc_items_total{job=\"media_retention\"}"));
+    }
+
+    [Fact]
     public async Task RequestsEventsDatabaseWritesAndSyncWaitersAreCounted()
     {
         await using var server = await TestHomeserver.StartAsync(extraYaml: TestHomeserver.OpenRegistration + "enable_metrics: true\n", resources: "client, metrics");
