@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Net.Http.Headers;
-using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using System.Text.Json.Nodes;
 
@@ -262,50 +261,23 @@ public static class MediaBench
         }
     }
 
-    /// <summary>A 1024×768 gradient JPEG made with libgd (quality 85, like a camera export's detail level at this size).</summary>
+    /// <summary>A 1024×768 patterned JPEG made with libvips, as the server's thumbnailer (quality 85, like a camera export's detail level at this size).</summary>
     private static byte[] Jpeg(int width, int height)
     {
-        var im = gdImageCreateTrueColor(width, height);
-        try
+        var rgb = new byte[width * height * 3];
+        for (var y = 0; y < height; y++)
         {
-            for (var y = 0; y < height; y += 2)
+            for (var x = 0; x < width; x++)
             {
-                for (var x = 0; x < width; x += 2)
-                {
-                    gdImageFilledRectangle(im, x, y, x + 1, y + 1, ((x * 255 / width) << 16) | ((y * 255 / height) << 8) | ((x ^ y) & 0xFF));
-                }
+                // 2×2 blocks: the colour of the block's top-left pixel.
+                int bx = x & ~1, by = y & ~1, i = ((y * width) + x) * 3;
+                rgb[i] = (byte)(bx * 255 / width);
+                rgb[i + 1] = (byte)(by * 255 / height);
+                rgb[i + 2] = (byte)((bx ^ by) & 0xFF);
             }
+        }
 
-            var ptr = gdImageJpegPtr(im, out var size, 85);
-            try
-            {
-                var bytes = new byte[size];
-                Marshal.Copy(ptr, bytes, 0, size);
-                return bytes;
-            }
-            finally
-            {
-                gdFree(ptr);
-            }
-        }
-        finally
-        {
-            gdImageDestroy(im);
-        }
+        using var image = NetVips.Image.NewFromMemory(rgb, width, height, 3, NetVips.Enums.BandFormat.Uchar);
+        return image.JpegsaveBuffer(q: 85);
     }
-
-    [DllImport("libgd.so.3")]
-    private static extern IntPtr gdImageCreateTrueColor(int sx, int sy);
-
-    [DllImport("libgd.so.3")]
-    private static extern void gdImageFilledRectangle(IntPtr im, int x1, int y1, int x2, int y2, int color);
-
-    [DllImport("libgd.so.3")]
-    private static extern IntPtr gdImageJpegPtr(IntPtr image, out int size, int quality);
-
-    [DllImport("libgd.so.3")]
-    private static extern void gdImageDestroy(IntPtr image);
-
-    [DllImport("libgd.so.3")]
-    private static extern void gdFree(IntPtr data);
 }
