@@ -89,6 +89,7 @@ public sealed partial class PresenceTracker(HomeserverServices hs)
 
         var now = hs.NowMs;
         var entry = _users.GetOrAdd(userId, _ => new Tracked());
+        PresenceRow? old;
         lock (entry)
         {
             entry.LastContactMs = Math.Max(entry.LastContactMs, now);
@@ -96,9 +97,13 @@ public sealed partial class PresenceTracker(HomeserverServices hs)
             {
                 entry.LastActiveMs = now;
             }
+
+            old = entry.Row;
         }
 
-        var old = await hs.Presence.GetAsync(userId, ct);
+        // Every write goes through this class and is remembered, so the stored row is read only the first time (every
+        // sync comes through here: no query for an unchanged state).
+        old ??= await hs.Presence.GetAsync(userId, ct);
         if (fromSync)
         {
             statusMsg = old?.StatusMsg;

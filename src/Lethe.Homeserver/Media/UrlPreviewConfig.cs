@@ -1,5 +1,4 @@
 using System.Net;
-using System.Text;
 using System.Text.RegularExpressions;
 using Lethe.Homeserver.Configuration;
 
@@ -109,7 +108,7 @@ public sealed class UrlBlacklistRule
                 throw new ArgumentException($"unknown URL component '{component}' (known: {string.Join(", ", Components.Order(StringComparer.Ordinal))})");
             }
 
-            patterns.Add((component, new Regex(pattern.StartsWith('^') ? pattern : Glob(pattern), RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100))));
+            patterns.Add((component, new Regex(pattern.StartsWith('^') ? pattern : Push.Glob.RegexSource(pattern, words: false), RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100))));
         }
 
         return new UrlBlacklistRule(patterns);
@@ -180,34 +179,5 @@ public sealed class UrlBlacklistRule
             "password" => colon < 0 ? null : userInfo[(colon + 1)..],
             _ => null,
         };
-    }
-
-    /// <summary>A glob as a regular expression matching the whole value, with fnmatch's rules.</summary>
-    private static string Glob(string glob)
-    {
-        var re = new StringBuilder(@"\A");
-        for (var i = 0; i < glob.Length; i++)
-        {
-            var c = glob[i];
-            switch (c)
-            {
-                case '*':
-                    re.Append(".*");
-                    break;
-                case '?':
-                    re.Append('.');
-                    break;
-                case '[' when glob.IndexOf(']', i + 2) is var end and > 0:
-                    var set = glob[(i + 1)..end];
-                    re.Append('[').Append(set.StartsWith('!') ? "^" + Regex.Escape(set[1..]) : Regex.Escape(set)).Append(']');
-                    i = end;
-                    break;
-                default:
-                    re.Append(Regex.Escape(c.ToString()));
-                    break;
-            }
-        }
-
-        return re.Append(@"\z").ToString();
     }
 }

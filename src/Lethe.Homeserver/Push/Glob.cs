@@ -23,6 +23,15 @@ public sealed class Glob
             return;
         }
 
+        _regex = new Regex(RegexSource(pattern, words), RegexOptions.IgnoreCase | RegexOptions.CultureInvariant | RegexOptions.Singleline, TimeSpan.FromMilliseconds(50));
+    }
+
+    /// <summary>
+    /// The regular expression a glob stands for (<c>*</c>, <c>?</c>, <c>[...]</c> with <c>!</c> negation), anchored to
+    /// the whole value or, with <paramref name="words"/>, to word boundaries. Also used for <c>url_preview_url_blacklist</c>.
+    /// </summary>
+    public static string RegexSource(string pattern, bool words)
+    {
         var sb = new StringBuilder();
         sb.Append(words ? @"(?<![A-Za-z0-9_])" : "^");
         for (var i = 0; i < pattern.Length; i++)
@@ -63,7 +72,7 @@ public sealed class Glob
         }
 
         sb.Append(words ? @"(?![A-Za-z0-9_])" : "$");
-        _regex = new Regex(sb.ToString(), RegexOptions.IgnoreCase | RegexOptions.CultureInvariant | RegexOptions.Singleline, TimeSpan.FromMilliseconds(50));
+        return sb.ToString();
     }
 
     /// <summary>Compiles a glob matching a whole value.</summary>

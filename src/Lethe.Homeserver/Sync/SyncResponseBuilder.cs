@@ -191,6 +191,7 @@ public sealed class SyncResponseBuilder(HomeserverServices hs, Requester request
     private async Task<List<StoredEvent>> StateSectionAsync(string roomId, List<StoredEvent> timeline, bool full, bool limited, long since, long upTo)
     {
         var lazy = filter.State.LazyLoadMembers || filter.Timeline.LazyLoadMembers;
+        IReadOnlyDictionary<StateKey, string>? atStart = null; // the state at the timeline's start, once loaded
         Dictionary<StateKey, string> state;
         if (full)
         {
@@ -207,7 +208,7 @@ public sealed class SyncResponseBuilder(HomeserverServices hs, Requester request
         else if (limited && timeline.Count > 0)
         {
             // State changes between since and the timeline's start: compare the state then and at the timeline's start.
-            var at = await hs.StateStore.GetGroupAsync(timeline[0].Row.StateGroup, ct);
+            var at = atStart = await hs.StateStore.GetGroupAsync(timeline[0].Row.StateGroup, ct);
             var sinceRows = await hs.EventStore.RoomPageAsync(roomId, long.MinValue, since + 1, backwards: true, 1, ct);
             IReadOnlyDictionary<StateKey, string> before = new Dictionary<StateKey, string>();
             if (sinceRows.Count > 0)
@@ -245,7 +246,7 @@ public sealed class SyncResponseBuilder(HomeserverServices hs, Requester request
                 // timeline's senders come with their member events (as of the timeline's start) even when those did not
                 // change. Lethe keeps no per-device record of what it sent, so with include_redundant_members false they
                 // may repeat; the spec has clients tolerate that.
-                var atStart = await hs.StateStore.GetGroupAsync(timeline[0].Row.StateGroup, ct);
+                atStart ??= await hs.StateStore.GetGroupAsync(timeline[0].Row.StateGroup, ct);
                 foreach (var sender in timelineSenders)
                 {
                     var key = new StateKey(EventTypes.Member, sender);
