@@ -63,12 +63,15 @@ public sealed class RoomStore(Database db)
             "SELECT event_id FROM event_txns WHERE user_id = @userId AND device_id = @deviceId AND scope = @scope AND txn_id = @txnId",
             ("userId", userId), ("deviceId", deviceId), ("scope", scope), ("txnId", txnId));
 
-    /// <summary>Records a transaction ID in the caller's transaction (with the event, so both commit or neither).</summary>
-    public static Task InsertTxnAsync(DbTransaction tx, string userId, string deviceId, string scope, string txnId, string eventId, long now) =>
-        WriteCommands.ExecuteAsync(
+    /// <summary>
+    /// Records a transaction ID in the caller's transaction (with the event, so both commit or neither); false, and
+    /// nothing written, when the ID is taken already. Claiming the ID first spares every send a separate lookup.
+    /// </summary>
+    public static async Task<bool> TryInsertTxnAsync(DbTransaction tx, string userId, string deviceId, string scope, string txnId, string eventId, long now) =>
+        await WriteCommands.ExecuteAsync(
             tx,
-            "INSERT INTO event_txns (user_id, device_id, scope, txn_id, event_id, created_ts) VALUES (@userId, @deviceId, @scope, @txnId, @eventId, @now)",
-            ("userId", userId), ("deviceId", deviceId), ("scope", scope), ("txnId", txnId), ("eventId", eventId), ("now", now));
+            "INSERT INTO event_txns (user_id, device_id, scope, txn_id, event_id, created_ts) VALUES (@userId, @deviceId, @scope, @txnId, @eventId, @now) ON CONFLICT DO NOTHING",
+            ("userId", userId), ("deviceId", deviceId), ("scope", scope), ("txnId", txnId), ("eventId", eventId), ("now", now)) == 1;
 
     /// <summary>Marks a room forgotten (or not) by a user.</summary>
     public Task SetForgottenAsync(string userId, string roomId, bool forgotten, long now, CancellationToken ct = default) =>

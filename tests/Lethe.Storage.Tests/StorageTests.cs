@@ -152,6 +152,60 @@ public abstract class StorageTests : IAsyncLifetime
         Assert.All(rows, r => Assert.Equal(r.Pos - 1, r.SeenBelow));
     }
 
+    [Fact]
+    public async Task AFailingWriteRollsBackAloneWhileTheWritesQueuedWithItCommit()
+    {
+        await Db.WriteAsync(tx => tx.Connection!.ExecuteAsync("CREATE TABLE probe (n INT PRIMARY KEY)", transaction: tx));
+        static Task Insert(System.Data.Common.DbTransaction tx, int n) =>
+            tx.Connection!.ExecuteAsync("INSERT INTO probe (n) VALUES (@n)", new { n }, tx);
+
+        // The first write holds the writer until the others are queued behind it, so on SQLite they run as one
+        // group commit; on PostgreSQL they run side by side. Either way each write's outcome must be its own.
+        var gate = new TaskCompletionSource();
+        var first = Db.WriteAsync(async tx =>
+        {
+            await gate.Task;
+            await Insert(tx, -1);
+            return -1;
+        });
+        var others = Enumerable.Range(0, 30).Select(i => Task.Run(async () =>
+        {
+            try
+            {
+                await Db.WriteAsync(async tx =>
+                {
+                    await Insert(tx, i);
+                    return i % 3 == 0 ? throw new InvalidOperationException("fail " + i) : i;
+                });
+            }
+            catch (InvalidOperationException e) when (e.Message == "fail " + i)
+            {
+                return (N: i, Committed: false, Visible: 0L);
+            }
+
+            // Reported done means committed: another connection sees the row straight away.
+            var visible = await Db.ReadAsync(c => c.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM probe WHERE n = @i", new { i }));
+            return (N: i, Committed: true, Visible: visible);
+        })).ToArray();
+        if (Engine == DatabaseEngine.Sqlite)
+        {
+            var deadline = DateTime.UtcNow.AddSeconds(20);
+            while (Volatile.Read(ref Db.Stats.WritesWaiting) < 30)
+            {
+                Assert.True(DateTime.UtcNow < deadline, "the writes never queued behind the first");
+                await Task.Delay(5);
+            }
+        }
+
+        gate.SetResult();
+        Assert.Equal(-1, await first);
+        var outcomes = await Task.WhenAll(others);
+        Assert.All(outcomes, o => Assert.Equal(o.N % 3 != 0, o.Committed));
+        Assert.All(outcomes.Where(o => o.Committed), o => Assert.Equal(1, o.Visible));
+        var rows = await Db.ReadAsync(c => c.QueryAsync<int>("SELECT n FROM probe ORDER BY n"));
+        Assert.Equal(new[] { -1 }.Concat(Enumerable.Range(0, 30).Where(i => i % 3 != 0)), rows);
+    }
+
     protected static UserRecord NewUser(string id, bool admin = false) =>
         new() { UserId = id, PasswordHash = "$argon2id$x", IsAdmin = admin, CreatedTs = 1700000000000 };
 }

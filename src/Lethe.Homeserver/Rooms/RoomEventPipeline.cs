@@ -105,7 +105,7 @@ public sealed class RoomEventPipeline(
     /// <summary>Builds, authorizes and persists a local event. A repeated transaction ID returns the original event.</summary>
     /// <exception cref="MatrixException">404 for an unknown room, 403 when the auth rules reject the event, 400/413 for a malformed or oversized one.</exception>
     /// <remarks>
-    /// The transaction ID is looked up inside the write transaction, so a send costs no separate read. A retry whose
+    /// The transaction ID is claimed first inside the write transaction, so a send costs no separate read. A retry whose
     /// original succeeded still returns the original event when building or authorizing it again fails (the sender
     /// has left since, say): the failure path looks the transaction ID up before reporting the error.
     /// </remarks>
@@ -192,8 +192,9 @@ public sealed class RoomEventPipeline(
         string? earlier = null;
         var row = await hs.Database.WriteAsync(async tx =>
         {
-            if (txn.txnId is not null && (earlier = await RoomStore.GetTxnAsync(tx, request.Sender, txn.device, txn.scope, txn.txnId)) is not null)
+            if (txn.txnId is not null && !await RoomStore.TryInsertTxnAsync(tx, request.Sender, txn.device, txn.scope, txn.txnId, pdu.EventId, hs.NowMs))
             {
+                earlier = await RoomStore.GetTxnAsync(tx, request.Sender, txn.device, txn.scope, txn.txnId);
                 return null;
             }
 
@@ -208,11 +209,6 @@ public sealed class RoomEventPipeline(
 
             var r = await InsertAsync(tx, pdu, snap.StateGroup, request);
             await EventStore.UpdateForwardExtremitiesAsync(tx, snap.RoomId, pdu.PrevEvents, pdu.EventId);
-            if (txn.txnId is not null)
-            {
-                await RoomStore.InsertTxnAsync(tx, request.Sender, txn.device, txn.scope, txn.txnId, pdu.EventId, r.ReceivedTs);
-            }
-
             if (Relation.Of(pdu.Content) is { } rel)
             {
                 await EventStore.InsertRelationAsync(tx, pdu.EventId, snap.RoomId, rel.EventId, rel.RelType, rel.Key);
