@@ -82,13 +82,34 @@ public sealed class RoomCreation(HomeserverServices hs, MembershipChanges member
         }
 
         // Everything that could stop the room half-built is checked before its first event.
-        var levelsContent = PowerLevelContent(version, requester.UserId, preset == "trusted_private_chat" ? invites : [], plOverride);
+        var levelsContent = PowerLevelContent(version, preset, requester.UserId, preset == "trusted_private_chat" ? invites : [], plOverride);
         var presetState = PresetState(preset).Where(p => !initialState.Any(s => s.Type == p.Type && s.StateKey == "")).ToList();
         var stateToSend = presetState.Select(p => p.Type).Concat(initialState.Select(s => s.Type));
         stateToSend = alias is null ? stateToSend : stateToSend.Prepend(EventTypes.CanonicalAlias);
         stateToSend = name is null ? stateToSend : stateToSend.Append(EventTypes.Name);
         stateToSend = topic is null ? stateToSend : stateToSend.Append(EventTypes.Topic);
-        CheckPowerLevels(version, requester.UserId, creationContent, levelsContent, stateToSend, invites.Count > 0);
+        var replaced = initialState.FindIndex(s => s.Type == EventTypes.PowerLevels);
+        if (replaced < 0)
+        {
+            CheckPowerLevels(version, requester.UserId, creationContent, levelsContent, "power_level_content_override", stateToSend, invites.Count > 0);
+        }
+        else
+        {
+            // initial_state replaces the generated power levels at its place in the order (the spec's step 6): what
+            // comes before it is sent under the generated levels, what comes after under its own.
+            var before = presetState.Select(p => p.Type).Concat(initialState.Take(replaced + 1).Select(s => s.Type));
+            before = alias is null ? before : before.Prepend(EventTypes.CanonicalAlias);
+            var after = initialState.Skip(replaced + 1).Select(s => s.Type);
+            after = name is null ? after : after.Append(EventTypes.Name);
+            after = topic is null ? after : after.Append(EventTypes.Topic);
+            var replacement = initialState[replaced].Content;
+            CheckPowerLevels(version, requester.UserId, creationContent, levelsContent, "power_level_content_override", before, invites: false);
+            CheckPowerLevels(version, requester.UserId, creationContent, replacement, "initial_state's m.room.power_levels", after, invites.Count > 0);
+            if (!version.PrivilegedCreators && Lethe.Protocol.Auth.PowerLevels.FindChangeProblem(levelsContent, replacement, version, requester.UserId) is { } change)
+            {
+                throw MatrixException.InvalidParam("Invalid m.room.power_levels in initial_state: you could not set it over the room's first power levels: " + change);
+            }
+        }
 
         var create = await hs.Pipeline.CreateRoomAsync(version, requester.UserId, creationContent, ct);
         var roomId = create.Pdu.RoomId;
@@ -173,11 +194,11 @@ public sealed class RoomCreation(HomeserverServices hs, MembershipChanges member
     /// Refuses power levels (the defaults with <c>power_level_content_override</c> applied) that the room's authorization rules
     /// would reject, or that would leave the creator unable to send the rest of the room's initial events or its invites.
     /// </summary>
-    private static void CheckPowerLevels(RoomVersion version, string creator, JsonObject createContent, JsonObject content, IEnumerable<string> stateTypes, bool invites)
+    private static void CheckPowerLevels(RoomVersion version, string creator, JsonObject createContent, JsonObject content, string source, IEnumerable<string> stateTypes, bool invites)
     {
         if (Lethe.Protocol.Auth.PowerLevels.FindContentProblem(content, version) is { } problem)
         {
-            throw MatrixException.BadJson("Invalid power_level_content_override: " + problem);
+            throw MatrixException.BadJson($"Invalid {source}: " + problem);
         }
 
         if (version.PrivilegedCreators)
@@ -186,7 +207,7 @@ public sealed class RoomCreation(HomeserverServices hs, MembershipChanges member
             var creators = (createContent.OptionalStringArray("additional_creators", 100) ?? []).Append(creator);
             if (content["users"] is JsonObject users && creators.FirstOrDefault(users.ContainsKey) is { } listed)
             {
-                throw MatrixException.InvalidParam($"Invalid power_level_content_override: users cannot list the room creator {listed} in room version {version.Identifier}");
+                throw MatrixException.InvalidParam($"Invalid {source}: users cannot list the room creator {listed} in room version {version.Identifier}");
             }
 
             return;
@@ -197,13 +218,13 @@ public sealed class RoomCreation(HomeserverServices hs, MembershipChanges member
         {
             if (!levels.CanSend(creator, type, isState: true))
             {
-                throw MatrixException.InvalidParam($"Invalid power_level_content_override: you (level {levels.GetUserLevel(creator)}) could not set {type} while creating the room");
+                throw MatrixException.InvalidParam($"Invalid {source}: you (level {levels.GetUserLevel(creator)}) could not set {type} while creating the room");
             }
         }
 
         if (invites && !levels.CanInvite(creator))
         {
-            throw MatrixException.InvalidParam($"Invalid power_level_content_override: you (level {levels.GetUserLevel(creator)}) could not invite the users named in invite");
+            throw MatrixException.InvalidParam($"Invalid {source}: you (level {levels.GetUserLevel(creator)}) could not invite the users named in invite");
         }
     }
 
@@ -220,9 +241,14 @@ public sealed class RoomCreation(HomeserverServices hs, MembershipChanges member
             var type = e.RequiredString("type", 255);
             var stateKey = e.OptionalString("state_key", 255) ?? "";
             var content = e.OptionalObject("content") ?? throw MatrixException.BadJson("initial_state entries need a content object");
-            if (type is EventTypes.Create or EventTypes.Member or EventTypes.PowerLevels)
+            if (type is EventTypes.Create or EventTypes.Member)
             {
                 throw MatrixException.Of(400, ErrCode.InvalidRoomState, $"{type} cannot be set through initial_state");
+            }
+
+            if (type == EventTypes.PowerLevels && (stateKey != "" || list.Any(s => s.Item1 == EventTypes.PowerLevels)))
+            {
+                throw MatrixException.Of(400, ErrCode.InvalidRoomState, "initial_state may hold one m.room.power_levels, with the empty state key");
             }
 
             if (type == EventTypes.Retention)
@@ -237,7 +263,8 @@ public sealed class RoomCreation(HomeserverServices hs, MembershipChanges member
     }
 
     /// <summary>The default power levels for a new room, merged with the client's override.</summary>
-    private static JsonObject PowerLevelContent(RoomVersion version, string creator, IReadOnlyList<string> trustedInvitees, JsonObject? overrides)
+    /// <remarks>As Synapse does, the private presets let every member invite; in a public room inviting takes a moderator.</remarks>
+    private static JsonObject PowerLevelContent(RoomVersion version, string preset, string creator, IReadOnlyList<string> trustedInvitees, JsonObject? overrides)
     {
         var users = new JsonObject();
         if (!version.PrivilegedCreators)
@@ -270,7 +297,7 @@ public sealed class RoomCreation(HomeserverServices hs, MembershipChanges member
             ["ban"] = 50,
             ["kick"] = 50,
             ["redact"] = 50,
-            ["invite"] = 0,
+            ["invite"] = preset == "public_chat" ? 50 : 0,
             ["notifications"] = new JsonObject { ["room"] = 50 },
         };
         foreach (var kv in overrides ?? [])

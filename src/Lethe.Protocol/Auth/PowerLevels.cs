@@ -98,6 +98,17 @@ public sealed class PowerLevels
     /// </summary>
     public static string? FindContentProblem(JsonObject content, RoomVersion version) => PowerLevelsRules.FindShapeProblem(content, version)?.Reason;
 
+    /// <summary>
+    /// Why the authorization rules would not let <paramref name="sender"/> replace the power levels
+    /// <paramref name="before"/> with <paramref name="after"/> (both well-formed), or null when they would.
+    /// </summary>
+    public static string? FindChangeProblem(JsonObject before, JsonObject after, RoomVersion version, string sender)
+    {
+        var level = FromContent(before, version, RoomCreators.None).GetUserLevel(sender);
+        var decision = PowerLevelsRules.CheckChange(before, after, version, RuleNumbers.For(version), sender, level);
+        return decision.IsAllowed ? null : decision.Reason;
+    }
+
     /// <summary>A user's level: infinite for v12 creators, then <c>users</c>, then <c>users_default</c>; with no power levels event, 100 for the creator and 0 for everyone else.</summary>
     public long GetUserLevel(string userId)
     {

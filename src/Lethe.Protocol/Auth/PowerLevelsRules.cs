@@ -43,8 +43,12 @@ internal static class PowerLevelsRules
             return Allow(rules.PlNoPrevious, "there is no previous power levels event");
         }
 
-        var old = previous.Content;
+        return CheckChange(previous.Content, content, version, rules, pdu.Sender, senderLevel);
+    }
 
+    /// <summary>10.6–10.11: whether <paramref name="sender"/>, at <paramref name="senderLevel"/>, may replace the power levels <paramref name="old"/> with <paramref name="content"/>.</summary>
+    internal static AuthDecision CheckChange(JsonObject old, JsonObject content, RoomVersion version, RuleNumbers rules, string sender, long senderLevel)
+    {
         // 10.6: a value counts as altered when it is added, removed or changes; absent values are not compared with defaults.
         foreach (var field in IntegerFields)
         {
@@ -97,7 +101,7 @@ internal static class PowerLevelsRules
         var newUsers = content["users"] as JsonObject;
 
         // 10.9: nobody may change or remove a peer's or superior's level, though anyone may lower their own.
-        if (FindChangedOrRemoved(oldUsers, newUsers, version, (user, before) => user != pdu.Sender && before >= senderLevel) is { } demoted)
+        if (FindChangedOrRemoved(oldUsers, newUsers, version, (user, before) => user != sender && before >= senderLevel) is { } demoted)
         {
             return Reject(rules.PlUsersChanged, $"users.{demoted} was at or above the sender's level {senderLevel}");
         }

@@ -160,6 +160,83 @@ public abstract class RoomCreationTests(DatabaseEngine engine) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task APowerLevelsEventInInitialStateReplacesTheGeneratedOne()
+    {
+        var alice = await Server.RegisterAsync("nia");
+        var bob = await Server.RegisterAsync("oli");
+        var carol = await Server.RegisterAsync("pam");
+        var levels = new JsonObject
+        {
+            ["users"] = new JsonObject { [alice.UserId] = 100, [bob.UserId] = 30 },
+            ["events_default"] = 20,
+            ["state_default"] = 60,
+            ["invite"] = 0,
+        };
+        var roomId = await alice.CreateRoomAsync(new JsonObject
+        {
+            ["preset"] = "public_chat",
+            ["name"] = "Levels from initial_state",
+            ["initial_state"] = new JsonArray(new JsonObject { ["type"] = "m.room.power_levels", ["state_key"] = "", ["content"] = levels.DeepClone() }),
+        });
+        Assert.True(JsonNode.DeepEquals(levels, await StateAsync(alice, roomId, "m.room.power_levels")));
+        await bob.JoinAsync(roomId);
+        await carol.JoinAsync(roomId);
+        await bob.SendTextAsync(roomId, "level 30 may talk");
+        (await carol.SendEventAsync(roomId, "m.room.message", new JsonObject { ["msgtype"] = "m.text", ["body"] = "level 0 may not" })).Error(HttpStatusCode.Forbidden, "M_FORBIDDEN");
+        (await bob.SetStateAsync(roomId, "m.room.topic", new JsonObject { ["topic"] = "state needs 60" })).Error(HttpStatusCode.Forbidden, "M_FORBIDDEN");
+    }
+
+    [Fact]
+    public async Task PowerLevelsInInitialStateThatWouldStopTheRoomBeingBuiltAreRefusedBeforeAnyRoomExists()
+    {
+        var alice = await Server.RegisterAsync("quin");
+        var bob = await Server.RegisterAsync("rex");
+        var cases = new (JsonObject Request, string ErrCode)[]
+        {
+            // The creator, left at level 0, could not then set the name it asked for.
+            (new JsonObject { ["name"] = "n", ["levels"] = new JsonObject { ["users"] = new JsonObject { [bob.UserId] = 100 } } }, "M_INVALID_PARAM"),
+            // ... nor invite when inviting takes 50.
+            (new JsonObject { ["invite"] = new JsonArray(bob.UserId), ["levels"] = new JsonObject { ["users"] = new JsonObject { [alice.UserId] = 10 }, ["invite"] = 50 } }, "M_INVALID_PARAM"),
+            // Nobody may set a level above their own, even in a new room.
+            (new JsonObject { ["levels"] = new JsonObject { ["users"] = new JsonObject { [alice.UserId] = 100 }, ["ban"] = 101 } }, "M_INVALID_PARAM"),
+            (new JsonObject { ["levels"] = new JsonObject { ["users"] = new JsonObject { [alice.UserId] = 100, [bob.UserId] = 150 } } }, "M_INVALID_PARAM"),
+            (new JsonObject { ["levels"] = new JsonObject { ["ban"] = "lots" } }, "M_BAD_JSON"),
+        };
+        foreach (var (request, errcode) in cases)
+        {
+            var levels = request["levels"]!.DeepClone();
+            request.Remove("levels");
+            request["initial_state"] = new JsonArray(new JsonObject { ["type"] = "m.room.power_levels", ["content"] = levels });
+            var response = await alice.PostAsync("/_matrix/client/v3/createRoom", request);
+            Assert.True(response.Status == HttpStatusCode.BadRequest && response.ErrCode == errcode, $"{request.ToJsonString()}: {(int)response.Status} {response.Body.ToJsonString()}");
+        }
+
+        var twice = new JsonObject { ["type"] = "m.room.power_levels", ["content"] = new JsonObject() };
+        (await alice.PostAsync("/_matrix/client/v3/createRoom", new JsonObject { ["initial_state"] = new JsonArray(twice.DeepClone(), twice.DeepClone()) })).Error(HttpStatusCode.BadRequest, "M_INVALID_ROOM_STATE");
+        (await alice.PostAsync("/_matrix/client/v3/createRoom", new JsonObject { ["initial_state"] = new JsonArray(new JsonObject { ["type"] = "m.room.power_levels", ["state_key"] = "x", ["content"] = new JsonObject() }) }))
+            .Error(HttpStatusCode.BadRequest, "M_INVALID_ROOM_STATE");
+        Assert.Empty((await alice.GetAsync("/_matrix/client/v3/joined_rooms")).Ok()["joined_rooms"]!.AsArray());
+        Assert.Empty((await bob.SyncAsync())["rooms"]!["invite"]!.AsObject());
+    }
+
+    [Fact]
+    public async Task InPublicRoomsInvitingTakesAModeratorInPrivateOnesAnyMember()
+    {
+        var alice = await Server.RegisterAsync("sal");
+        var bob = await Server.RegisterAsync("tia");
+        var carol = await Server.RegisterAsync("uma");
+        var publicRoom = await alice.CreateRoomAsync(new JsonObject { ["preset"] = "public_chat" });
+        Assert.Equal(50, (await StateAsync(alice, publicRoom, "m.room.power_levels"))["invite"]!.GetValue<int>());
+        await bob.JoinAsync(publicRoom);
+        (await bob.PostAsync($"/_matrix/client/v3/rooms/{Uri.EscapeDataString(publicRoom)}/invite", new JsonObject { ["user_id"] = carol.UserId })).Error(HttpStatusCode.Forbidden, "M_FORBIDDEN");
+
+        var privateRoom = await alice.CreateRoomAsync(new JsonObject { ["preset"] = "private_chat", ["invite"] = new JsonArray(bob.UserId) });
+        Assert.Equal(0, (await StateAsync(alice, privateRoom, "m.room.power_levels"))["invite"]!.GetValue<int>());
+        await bob.JoinAsync(privateRoom);
+        (await bob.PostAsync($"/_matrix/client/v3/rooms/{Uri.EscapeDataString(privateRoom)}/invite", new JsonObject { ["user_id"] = carol.UserId })).Ok();
+    }
+
+    [Fact]
     public async Task CreationContentAppearsInTheCreateEvent()
     {
         var alice = await Server.RegisterAsync("max");

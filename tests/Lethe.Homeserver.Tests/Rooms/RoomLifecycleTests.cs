@@ -75,7 +75,7 @@ public abstract class RoomLifecycleTests(DatabaseEngine engine) : IAsyncLifetime
         (await alice.PostAsync("/_matrix/client/v3/createRoom", new JsonObject { ["preset"] = "party" })).Error(HttpStatusCode.BadRequest, "M_INVALID_PARAM");
         (await alice.PostAsync("/_matrix/client/v3/createRoom", new JsonObject { ["name"] = 5 })).Error(HttpStatusCode.BadRequest, "M_BAD_JSON");
         (await alice.PostAsync("/_matrix/client/v3/createRoom", new JsonObject { ["invite"] = new JsonArray("not a user") })).Error(HttpStatusCode.BadRequest, "M_INVALID_PARAM");
-        (await alice.PostAsync("/_matrix/client/v3/createRoom", new JsonObject { ["initial_state"] = new JsonArray(new JsonObject { ["type"] = "m.room.power_levels", ["content"] = new JsonObject() }) }))
+        (await alice.PostAsync("/_matrix/client/v3/createRoom", new JsonObject { ["initial_state"] = new JsonArray(new JsonObject { ["type"] = "m.room.member", ["state_key"] = "@x:localhost", ["content"] = new JsonObject { ["membership"] = "join" } }) }))
             .Error(HttpStatusCode.BadRequest, "M_INVALID_ROOM_STATE");
         await alice.CreateRoomAsync(new JsonObject { ["room_alias_name"] = "taken" });
         (await alice.PostAsync("/_matrix/client/v3/createRoom", new JsonObject { ["room_alias_name"] = "taken" })).Error(HttpStatusCode.BadRequest, "M_ROOM_IN_USE");
