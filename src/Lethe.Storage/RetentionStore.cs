@@ -64,17 +64,22 @@ public sealed class RetentionStore(Database db)
             new { roomId, afterTs }), ct);
 
     /// <summary>
-    /// The user's uploads that messages (non-state events) name, with each naming room and the newest such message
-    /// there: what a room's min_lifetime may still hold.
+    /// Of the given media, those that messages (non-state events) name, with each naming room and the newest such
+    /// message there: what a room's min_lifetime may still hold.
     /// </summary>
-    public Task<List<(string MediaId, string RoomId, long NewestTs)>> UploadsNamedByMessagesAsync(string userId, CancellationToken ct = default) =>
-        db.ReadAsync(async c => (await c.QueryAsync<(string, string, long)>(
-            """
-            SELECT m.media_id, e.room_id, MAX(e.origin_server_ts) FROM media m
-            JOIN media_references r ON r.media_id = m.media_id JOIN events e ON e.event_id = r.event_id
-            WHERE m.user_id = @userId AND e.state_key IS NULL
-            GROUP BY m.media_id, e.room_id
-            """, new { userId })).AsList(), ct);
+    public Task<List<(string MediaId, string RoomId, long NewestTs)>> MessagesNamingAsync(IReadOnlyList<string> mediaIds, CancellationToken ct = default) =>
+        mediaIds.Count == 0 ? Task.FromResult(new List<(string, string, long)>()) : db.ReadAsync(async c =>
+        {
+            // Any number of IDs (a user's every upload): one array or JSON parameter, not one parameter per ID.
+            object ids = db.Engine == DatabaseEngine.Postgres ? mediaIds.ToArray() : System.Text.Json.JsonSerializer.Serialize(mediaIds);
+            var inIds = db.Engine == DatabaseEngine.Postgres ? db.In("r.media_id", "ids") : "r.media_id IN (SELECT value FROM json_each(@ids))";
+            return (await c.QueryAsync<(string, string, long)>(
+                $"""
+                SELECT r.media_id, e.room_id, MAX(e.origin_server_ts) FROM media_references r JOIN events e ON e.event_id = r.event_id
+                WHERE {inIds} AND e.state_key IS NULL
+                GROUP BY r.media_id, e.room_id
+                """, new { ids })).AsList();
+        }, ct);
 
     /// <summary>
     /// Deletes events of one room and every row derived from them, in the caller's transaction. Receipts that

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json.Nodes;
 using Lethe.Homeserver.Admin;
 using Lethe.Homeserver.Http;
+using Lethe.Homeserver.Retention;
 using Lethe.Protocol.Identifiers;
 using Lethe.Storage;
 using Microsoft.AspNetCore.Http;
@@ -12,7 +13,9 @@ namespace Lethe.Homeserver.Media;
 /// <summary>
 /// Synapse's media admin API (<c>/_synapse/admin/v1/media…</c>, <c>/_synapse/admin/v1/users/{userId}/media</c>), so
 /// existing tools work: query, delete (bytes included), delete by age and size, list and delete a user's media,
-/// quarantine and protect. Every deletion removes the files from disk before the rows.
+/// quarantine and protect. Every deletion removes the files from disk before the rows. Media that a message still under
+/// its room's min_lifetime names is not deleted: it is listed in <c>held_media</c> and deleted when the hold ends, unless
+/// <c>force_purge=true</c> (the name of the room deletion's override) deletes it at once.
 /// </summary>
 public static class MediaAdminEndpoints
 {
@@ -29,21 +32,21 @@ public static class MediaAdminEndpoints
             return new JsonObject { ["media_info"] = ToJson(item) };
         });
 
-        // DELETE /_synapse/admin/v1/media/{serverName}/{mediaId}
+        // DELETE /_synapse/admin/v1/media/{serverName}/{mediaId}?force_purge=
         app.MapJson("DELETE", Base + "/media/{serverName}/{mediaId}", ResourceGroup.Client, async ctx =>
         {
             await RegistrationTokenEndpoints.RequireAdminAsync(ctx, hs);
+            var force = Bool(ctx, "force_purge", false);
             if (ctx.Route("serverName") != hs.ServerName)
             {
                 throw MatrixException.Of(400, ErrCode.Unknown, "Can only delete local media");
             }
 
             var item = await LocalAsync(ctx, hs, media) ?? throw MatrixException.NotFound("Unknown media");
-            var deleted = await media.DeleteManyAsync([item.MediaId], ctx.RequestAborted);
-            return Deleted(deleted);
+            return Deleted(await hs.LegalHolds.DeleteMediaAsync([item.MediaId], force, deferHeld: true, ctx.RequestAborted));
         });
 
-        // POST /_synapse/admin/v1/media/delete?before_ts=…&size_gt=…&keep_profiles=… (and the older /media/{serverName}/delete)
+        // POST /_synapse/admin/v1/media/delete?before_ts=…&size_gt=…&keep_profiles=…&force_purge=… (and the older /media/{serverName}/delete)
         JsonEndpoint deleteOld = async ctx =>
         {
             await RegistrationTokenEndpoints.RequireAdminAsync(ctx, hs);
@@ -55,7 +58,8 @@ public static class MediaAdminEndpoints
             var beforeTs = Long(ctx, "before_ts") ?? throw MatrixException.MissingParam("Missing before_ts");
             var sizeGt = Long(ctx, "size_gt") ?? 0;
             var keepProfiles = Bool(ctx, "keep_profiles", true);
-            return Deleted(await DeleteOldAsync(hs, media, beforeTs, sizeGt, lastAccessBeforeTs: null, keepProfiles, ctx.RequestAborted));
+            var force = Bool(ctx, "force_purge", false);
+            return Deleted(await DeleteOldAsync(hs, beforeTs, sizeGt, lastAccessBeforeTs: null, keepProfiles, force, deferHeld: true, ctx.RequestAborted));
         };
         app.MapJson("POST", Base + "/media/delete", ResourceGroup.Client, deleteOld);
         app.MapJson("POST", Base + "/media/{serverName}/delete", ResourceGroup.Client, deleteOld);
@@ -84,12 +88,13 @@ public static class MediaAdminEndpoints
             return body;
         });
 
-        // DELETE /_synapse/admin/v1/users/{userId}/media: every item the user uploaded.
+        // DELETE /_synapse/admin/v1/users/{userId}/media?force_purge=: every item the user uploaded.
         app.MapJson("DELETE", Base + "/users/{userId}/media", ResourceGroup.Client, async ctx =>
         {
             await RegistrationTokenEndpoints.RequireAdminAsync(ctx, hs);
             var userId = LocalUser(ctx, hs);
-            return Deleted(await media.DeleteManyAsync(await media.Store.IdsByUserAsync(userId, ctx.RequestAborted), ctx.RequestAborted));
+            var force = Bool(ctx, "force_purge", false);
+            return Deleted(await hs.LegalHolds.DeleteUploadsAsync(userId, force, ctx.RequestAborted));
         });
 
         // POST /_synapse/admin/v1/media/quarantine/{serverName}/{mediaId} and …/unquarantine/…
@@ -133,15 +138,20 @@ public static class MediaAdminEndpoints
         });
     }
 
-    /// <summary>Deletes uploaded local media older than <paramref name="beforeTs"/> (and larger than <paramref name="sizeGt"/>), optionally sparing avatars; returns the IDs deleted.</summary>
-    public static async Task<List<string>> DeleteOldAsync(HomeserverServices hs, MediaRepository media, long beforeTs, long sizeGt, long? lastAccessBeforeTs, bool keepProfiles, CancellationToken ct)
+    /// <summary>
+    /// Deletes uploaded local media older than <paramref name="beforeTs"/> (and larger than <paramref name="sizeGt"/>),
+    /// optionally sparing avatars, and (unless <paramref name="force"/>) sparing what min_lifetime holds (see
+    /// <see cref="LegalHolds.DeleteMediaAsync"/> for <paramref name="deferHeld"/>).
+    /// </summary>
+    public static async Task<LegalHolds.MediaDeletion> DeleteOldAsync(HomeserverServices hs, long beforeTs, long sizeGt, long? lastAccessBeforeTs, bool keepProfiles, bool force, bool deferHeld, CancellationToken ct)
     {
-        var keep = keepProfiles ? await media.Store.AvatarMediaIdsAsync(hs.ServerName, ct) : [];
-        var deleted = new List<string>();
+        var store = hs.Media.Store;
+        var keep = keepProfiles ? await store.AvatarMediaIdsAsync(hs.ServerName, ct) : [];
+        var result = new LegalHolds.MediaDeletion([], new Dictionary<string, long>(StringComparer.Ordinal));
         var skipped = new HashSet<string>(StringComparer.Ordinal);
         while (true)
         {
-            var batch = await media.Store.OldAsync(beforeTs, sizeGt, lastAccessBeforeTs, 500 + skipped.Count, ct);
+            var batch = await store.OldAsync(beforeTs, sizeGt, lastAccessBeforeTs, 500 + skipped.Count, ct);
             var todo = batch.Where(id => !keep.Contains(id) && !skipped.Contains(id)).ToList();
             foreach (var id in batch.Where(keep.Contains))
             {
@@ -150,10 +160,16 @@ public static class MediaAdminEndpoints
 
             if (todo.Count == 0)
             {
-                return deleted;
+                return result;
             }
 
-            deleted.AddRange(await media.DeleteManyAsync(todo, ct));
+            var outcome = await hs.LegalHolds.DeleteMediaAsync(todo, force, deferHeld, ct);
+            result.Deleted.AddRange(outcome.Deleted);
+            foreach (var (id, until) in outcome.Held)
+            {
+                result.Held[id] = until;
+                skipped.Add(id);
+            }
         }
     }
 
@@ -174,16 +190,13 @@ public static class MediaAdminEndpoints
         return text;
     }
 
-    private static JsonObject Deleted(List<string> ids)
+    /// <summary>Synapse's answer (<c>deleted_media</c>, <c>total</c> deleted), plus Lethe's <c>held_media</c>: what min_lifetime kept, deleted when the hold ends.</summary>
+    private static JsonObject Deleted(LegalHolds.MediaDeletion outcome) => new()
     {
-        var list = new JsonArray();
-        foreach (var id in ids)
-        {
-            list.Add(id);
-        }
-
-        return new JsonObject { ["deleted_media"] = list, ["total"] = ids.Count };
-    }
+        ["deleted_media"] = new JsonArray([.. outcome.Deleted.Select(id => (JsonNode)id)]),
+        ["total"] = outcome.Deleted.Count,
+        ["held_media"] = new JsonArray([.. outcome.Held.Keys.Order(StringComparer.Ordinal).Select(id => (JsonNode)id)]),
+    };
 
     private static JsonObject ToJson(MediaRecord m) => new()
     {

@@ -143,6 +143,8 @@ public static class MediaEndpoints
         app.MapJson("GET", "/_matrix/media/r0/preview_url", ResourceGroup.Media, legacyPreview);
 
         // DELETE /_matrix/client/unstable/org.matrix.msc3911/media/{serverName}/{mediaId}: the uploader deletes their own media, bytes included.
+        // Media a message still under its room's min_lifetime names is the room's to keep until the hold ends: refused
+        // (403, with held_until_ts) rather than answered as deleted while members can still download it.
         app.MapJson("DELETE", "/_matrix/client/unstable/org.matrix.msc3911/media/{serverName}/{mediaId}", ResourceGroup.Client, async ctx =>
         {
             var requester = await hs.Auth.RequireAsync(ctx);
@@ -157,6 +159,11 @@ public static class MediaEndpoints
             if (item.UserId != requester.UserId && !requester.IsAdmin)
             {
                 throw MatrixException.Forbidden("Only the uploader can delete this media");
+            }
+
+            if ((await hs.LegalHolds.HeldMediaAsync([mediaId], ctx.RequestAborted)).TryGetValue(mediaId, out var heldUntil))
+            {
+                throw MatrixException.Of(403, ErrCode.Forbidden, "A message in a room whose retention policy (min_lifetime) keeps it still shows this media; it can be deleted from held_until_ts on", new JsonObject { ["held_until_ts"] = heldUntil });
             }
 
             await media.DeleteAsync(mediaId, ctx.RequestAborted);

@@ -4,7 +4,8 @@ namespace Lethe.Homeserver.Media;
 
 /// <summary>
 /// The media expiry job, hourly: deletes local media nobody downloaded within <c>media_retention.local_media_lifetime</c>
-/// (avatars and media protected from quarantine are kept, as in Synapse), and reservations from <c>/create</c> that
+/// (avatars and media protected from quarantine are kept, as in Synapse, and so is media a message still under its
+/// room's min_lifetime names), and reservations from <c>/create</c> that
 /// lapsed unfilled, expired URL previews and their images. Bytes go with the rows. Each run finds what is still due, so a crash mid-run is simply resumed.
 /// </summary>
 public sealed partial class MediaRetention(HomeserverServices hs, ILogger logger) : IAsyncDisposable
@@ -82,7 +83,9 @@ public sealed partial class MediaRetention(HomeserverServices hs, ILogger logger
         if (hs.Config.Media.LocalMediaLifetime is { } lifetime)
         {
             var cutoff = now - lifetime;
-            deleted += (await MediaAdminEndpoints.DeleteOldAsync(hs, media, cutoff, sizeGt: -1, lastAccessBeforeTs: cutoff, keepProfiles: true, ct)).Count;
+            // Media a held message names is spared; the next run after the hold ends finds it again (unless it was
+            // downloaded meanwhile, which makes it not idle any more).
+            deleted += (await MediaAdminEndpoints.DeleteOldAsync(hs, cutoff, sizeGt: -1, lastAccessBeforeTs: cutoff, keepProfiles: true, force: false, deferHeld: false, ct)).Deleted.Count;
         }
 
         if (deleted > 0)

@@ -78,7 +78,7 @@ public sealed class Erasure(HomeserverServices hs)
     private async Task PurgeMediaAsync(string userId, CancellationToken ct)
     {
         // Uploads a message held by its room's min_lifetime still names go when the hold ends.
-        await hs.LegalHolds.DeleteUploadsAsync(userId, ct);
+        await hs.LegalHolds.DeleteUploadsAsync(userId, force: false, ct);
         await hs.Database.CompactAfterDeleteAsync(ct);
     }
 }

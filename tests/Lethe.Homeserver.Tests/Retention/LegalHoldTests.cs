@@ -11,7 +11,9 @@ namespace Lethe.Homeserver.Tests.Retention;
 
 /// <summary>
 /// min_lifetime holds messages against every deletion path: an admin's room deletion (unless forced), the forgotten-room
-/// collector and an erased user's uploads keep what the hold covers and finish the deletion when it ends.
+/// collector and an erased user's uploads keep what the hold covers and finish the deletion when it ends. Media a held
+/// message shows is held the same way against every media deletion: the admin API's (unless forced), the media expiry
+/// job's and the uploader's own.
 /// </summary>
 public abstract class LegalHoldTests(DatabaseEngine engine) : IAsyncLifetime
 {
@@ -23,6 +25,8 @@ public abstract class LegalHoldTests(DatabaseEngine engine) : IAsyncLifetime
           enabled: true
           purge_jobs:
             - interval: 1y
+        media_retention:
+          local_media_lifetime: 30d
 
         """;
 
@@ -189,6 +193,163 @@ public abstract class LegalHoldTests(DatabaseEngine engine) : IAsyncLifetime
         await RunHeldDeletionsAsync();
         Assert.Equal(HttpStatusCode.NotFound, await DownloadAsync(Bob, shown));
         Assert.False(File.Exists(Server.Host.Services.Media.Files.ContentPath(shown[(shown.LastIndexOf('/') + 1)..])));
+    }
+
+    /// <summary>Deletes media through one of the admin API's three deletion paths (by ID: one call per item); merges the answers.</summary>
+    private async Task<(List<string> Deleted, List<string> Held, long Total)> AdminDeleteMediaAsync(string path, IReadOnlyList<string> mxcs, string? force)
+    {
+        var query = force is null ? "" : "force_purge=" + force;
+        var calls = path switch
+        {
+            "by_id" => mxcs.Select(m => (HttpMethod.Delete, $"/_synapse/admin/v1/media/{m["mxc://".Length..]}" + (force is null ? "" : "?" + query))).ToList(),
+            "by_age" => [(HttpMethod.Post, $"/_synapse/admin/v1/media/delete?before_ts={Server.Host.Services.NowMs + 1}" + (force is null ? "" : "&" + query))],
+            "by_user" => [(HttpMethod.Delete, $"/_synapse/admin/v1/users/{Uri.EscapeDataString(Alice.UserId)}/media" + (force is null ? "" : "?" + query))],
+            _ => throw new ArgumentOutOfRangeException(nameof(path)),
+        };
+        var (deleted, held, total) = (new List<string>(), new List<string>(), 0L);
+        foreach (var (method, url) in calls)
+        {
+            var body = (await Root.SendAsync(method, url, method == HttpMethod.Post ? new JsonObject() : null)).Ok();
+            deleted.AddRange(body["deleted_media"]!.AsArray().Select(m => m!.GetValue<string>()));
+            held.AddRange(body["held_media"]!.AsArray().Select(m => m!.GetValue<string>()));
+            total += body["total"]!.GetValue<long>();
+        }
+
+        return (deleted, held, total);
+    }
+
+    private static string MediaIdOf(string mxc) => mxc[(mxc.LastIndexOf('/') + 1)..];
+
+    private bool OnDisk(string mxc) => File.Exists(Server.Host.Services.Media.Files.ContentPath(MediaIdOf(mxc)));
+
+    private async Task<string> SendPictureAsync(string roomId, string mxc) =>
+        (await Alice.SendEventAsync(roomId, "m.room.message", new JsonObject { ["msgtype"] = "m.image", ["body"] = "picture", ["url"] = mxc })).Ok()["event_id"]!.GetValue<string>();
+
+    private async Task<long?> HeldMediaJobAsync(string mxc) =>
+        (await Root.GetAsync("/_lethe/admin/v1/jobs")).Ok()["jobs"]!.AsArray()
+            .FirstOrDefault(j => j!["job"]!.GetValue<string>() == "held:media:" + MediaIdOf(mxc))?["next_run_ts"]?.GetValue<long>();
+
+    [Theory]
+    [InlineData("by_id")]
+    [InlineData("by_age")]
+    [InlineData("by_user")]
+    public async Task AnAdminMediaDeletionKeepsWhatAHeldMessageShowsUntilTheHoldEnds(string path)
+    {
+        var roomId = await RoomHoldingAsync(Day);
+        var stale = await UploadAsync(Alice);
+        await SendPictureAsync(roomId, stale);
+        Clock.Advance(Day * 2);
+        var shown = await UploadAsync(Alice);
+        var shownTs = await OriginTsAsync(Bob, roomId, await SendPictureAsync(roomId, shown));
+        var unsent = await UploadAsync(Alice);
+
+        // Only the picture a message younger than the hold shows is kept; the one an older message shows and the unsent one go.
+        var (deleted, held, total) = await AdminDeleteMediaAsync(path, [stale, shown, unsent], force: null);
+        Assert.Equal(new[] { MediaIdOf(stale), MediaIdOf(unsent) }.Order(StringComparer.Ordinal), deleted.Order(StringComparer.Ordinal));
+        Assert.Equal(2, total);
+        Assert.Equal([MediaIdOf(shown)], held);
+        Assert.True(OnDisk(shown));
+        Assert.Equal(HttpStatusCode.OK, await DownloadAsync(Bob, shown));
+        Assert.False(OnDisk(stale));
+        Assert.False(OnDisk(unsent));
+        Assert.Equal(HttpStatusCode.NotFound, await DownloadAsync(Bob, unsent));
+        Assert.Equal(shownTs + (long)Day.TotalMilliseconds, await HeldMediaJobAsync(shown));
+
+        // Before the hold ends nothing changes; after it, the picture is deleted by itself.
+        Clock.Advance(Day / 2);
+        await RunHeldDeletionsAsync();
+        Assert.True(OnDisk(shown));
+        Clock.Advance(Day);
+        await RunHeldDeletionsAsync();
+        Assert.False(OnDisk(shown));
+        Assert.Equal(HttpStatusCode.NotFound, await DownloadAsync(Bob, shown));
+        Assert.Null(await HeldMediaJobAsync(shown));
+    }
+
+    [Theory]
+    [InlineData("by_id")]
+    [InlineData("by_age")]
+    [InlineData("by_user")]
+    public async Task ForcePurgeDeletesHeldMediaAtOnce(string path)
+    {
+        var roomId = await RoomHoldingAsync(Day * 30);
+        var shown = await UploadAsync(Alice);
+        await SendPictureAsync(roomId, shown);
+
+        var kept = await AdminDeleteMediaAsync(path, [shown], force: "false");
+        Assert.Equal([MediaIdOf(shown)], kept.Held);
+        Assert.Empty(kept.Deleted);
+        Assert.True(OnDisk(shown));
+
+        var forced = await AdminDeleteMediaAsync(path, [shown], force: "true");
+        Assert.Equal([MediaIdOf(shown)], forced.Deleted);
+        Assert.Empty(forced.Held);
+        Assert.False(OnDisk(shown));
+        Assert.Equal(HttpStatusCode.NotFound, await DownloadAsync(Bob, shown));
+
+        // The job the first call left finds nothing to do and goes.
+        Clock.Advance(Day * 31);
+        await RunHeldDeletionsAsync();
+        Assert.Null(await HeldMediaJobAsync(shown));
+    }
+
+    [Fact]
+    public async Task ForcePurgeMustBeTrueOrFalse()
+    {
+        var mxc = await UploadAsync(Alice);
+        (await Root.DeleteAsync($"/_synapse/admin/v1/media/{mxc["mxc://".Length..]}?force_purge=yes")).Error(HttpStatusCode.BadRequest, "M_INVALID_PARAM");
+        (await Root.PostAsync($"/_synapse/admin/v1/media/delete?before_ts=1&force_purge=1", null)).Error(HttpStatusCode.BadRequest, "M_INVALID_PARAM");
+        (await Root.DeleteAsync($"/_synapse/admin/v1/users/{Uri.EscapeDataString(Alice.UserId)}/media?force_purge=")).Error(HttpStatusCode.BadRequest, "M_INVALID_PARAM");
+        Assert.True(OnDisk(mxc));
+    }
+
+    [Fact]
+    public async Task TheMediaExpiryJobSparesIdleMediaAHeldMessageShowsUntilTheHoldEnds()
+    {
+        var roomId = await RoomHoldingAsync(Day * 60);
+        var shown = await UploadAsync(Alice);
+        await SendPictureAsync(roomId, shown);
+        var idle = await UploadAsync(Alice);
+
+        // Both idle past local_media_lifetime (30 days); the held picture stays.
+        Clock.Advance(Day * 31);
+        Assert.Equal(1, await Server.Host.MediaRetention.RunAsync(CancellationToken.None));
+        Assert.False(OnDisk(idle));
+        Assert.True(OnDisk(shown));
+        Assert.Null(await HeldMediaJobAsync(shown));
+
+        // The download counts as use; the hold ends on day 60 and by day 62 the picture has been idle 31 days again:
+        // the next run finds it.
+        Assert.Equal(HttpStatusCode.OK, await DownloadAsync(Bob, shown));
+        Clock.Advance(Day * 31);
+        Assert.Equal(1, await Server.Host.MediaRetention.RunAsync(CancellationToken.None));
+        Assert.False(OnDisk(shown));
+        Assert.Equal(HttpStatusCode.NotFound, await DownloadAsync(Bob, shown));
+    }
+
+    [Fact]
+    public async Task AnUploaderCannotDeleteMediaAHeldMessageShowsUntilTheHoldEnds()
+    {
+        var roomId = await RoomHoldingAsync(Day);
+        var shown = await UploadAsync(Alice);
+        var shownTs = await OriginTsAsync(Bob, roomId, await SendPictureAsync(roomId, shown));
+        var unsent = await UploadAsync(Alice);
+        string Path(string mxc) => "/_matrix/client/unstable/org.matrix.msc3911/media/" + mxc["mxc://".Length..];
+
+        var refused = await Alice.DeleteAsync(Path(shown));
+        refused.Error(HttpStatusCode.Forbidden, "M_FORBIDDEN");
+        Assert.Equal(shownTs + (long)Day.TotalMilliseconds, refused.Body["held_until_ts"]!.GetValue<long>());
+        Assert.True(OnDisk(shown));
+        Assert.Equal(HttpStatusCode.OK, await DownloadAsync(Bob, shown));
+        (await Alice.DeleteAsync(Path(unsent))).Ok();
+        Assert.False(OnDisk(unsent));
+
+        // Nothing is put off on the uploader's behalf: once the hold has ended, deleting works.
+        Clock.Advance(Day * 2);
+        await RunHeldDeletionsAsync();
+        Assert.True(OnDisk(shown));
+        (await Alice.DeleteAsync(Path(shown))).Ok();
+        Assert.False(OnDisk(shown));
     }
 
     private async Task<string> UploadAsync(MatrixClient who)
