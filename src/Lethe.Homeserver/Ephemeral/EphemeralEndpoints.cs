@@ -116,7 +116,9 @@ public static class EphemeralEndpoints
                 throw MatrixException.InvalidParam("presence must be online, offline or unavailable");
             }
 
-            // With presence disabled the update is accepted and ignored, as in Synapse.
+            // Syncs take from the same allowance (SyncEndpoints). With presence disabled the update is accepted and
+            // ignored, as in Synapse.
+            hs.RateLimiter.Take("rc_presence.per_user", requester.UserId);
             await hs.PresenceTracker.SetAsync(requester.UserId, state, body.OptionalString("status_msg", 1024), fromSync: false, ctx.RequestAborted);
             return new JsonObject();
         });

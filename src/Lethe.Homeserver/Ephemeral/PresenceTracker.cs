@@ -50,8 +50,10 @@ public sealed partial class PresenceTracker(HomeserverServices hs)
     /// <summary>
     /// Marks the start of a <c>/sync</c> with <paramref name="setPresence"/>; the user counts as syncing until the returned
     /// lease is disposed. <c>offline</c> (the spec: "not marked as being online") changes and tracks nothing, as in Synapse.
+    /// Without <paramref name="applyState"/> (the sync was over <c>rc_presence</c>) the user still counts as syncing, so
+    /// does not time out, but the state is left as it is.
     /// </summary>
-    public async Task<IDisposable?> SyncStartedAsync(string userId, string setPresence, CancellationToken ct)
+    public async Task<IDisposable?> SyncStartedAsync(string userId, string setPresence, bool applyState, CancellationToken ct)
     {
         if (!hs.Config.PresenceEnabled || setPresence == "offline")
         {
@@ -66,6 +68,11 @@ public sealed partial class PresenceTracker(HomeserverServices hs)
         }
 
         var lease = new SyncLease(hs, entry);
+        if (!applyState)
+        {
+            return lease;
+        }
+
         try
         {
             await SetAsync(userId, setPresence, null, fromSync: true, ct);

@@ -69,7 +69,9 @@ public static class SyncEndpoints
         }
 
         // The user counts as syncing (so does not time out to offline) until this request ends.
-        using var syncing = await hs.PresenceTracker.SyncStartedAsync(requester.UserId, setPresence, ctx.RequestAborted);
+        // As in Synapse, every sync takes from rc_presence; one over it still syncs, but does not change the presence.
+        var applyPresence = hs.RateLimiter.TryTake("rc_presence.per_user", requester.UserId, out _);
+        using var syncing = await hs.PresenceTracker.SyncStartedAsync(requester.UserId, setPresence, applyPresence, ctx.RequestAborted);
 
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(ctx.RequestAborted, stopping);
         var deadline = hs.Clock.GetUtcNow().AddMilliseconds(timeout);

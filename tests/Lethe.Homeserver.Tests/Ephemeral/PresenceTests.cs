@@ -185,3 +185,37 @@ public sealed class DisabledPresenceTests
         (await alice.PutAsync($"/_matrix/client/v3/presence/{alice.UserId}/status", new JsonObject { ["presence"] = "asleep" })).Error(HttpStatusCode.BadRequest, "M_INVALID_PARAM");
     }
 }
+
+/// <summary>
+/// <c>rc_presence</c> at Synapse's default (an update per 10 s, burst 1): syncs and <c>PUT /presence</c> share it; a sync
+/// over it is answered but leaves the presence alone, a <c>PUT</c> over it is refused with 429.
+/// </summary>
+public sealed class PresenceRateLimitTests
+{
+    [Fact]
+    public async Task SyncsAndPresenceUpdatesShareOneAllowance()
+    {
+        var clock = new TestClock();
+        await using var server = await TestHomeserver.StartAsync(
+            extraYaml: TestHomeserver.OpenRegistration + "rc_presence: {per_user: {per_second: 0.1, burst_count: 1}}\n", clock: clock);
+        var alice = await server.RegisterAsync("alice");
+        var status = $"/_matrix/client/v3/presence/{alice.UserId}/status";
+        string Presence(JsonObject seen) => seen["presence"]!.GetValue<string>();
+
+        (await alice.PutAsync(status, new JsonObject { ["presence"] = "unavailable" })).Ok();
+        var refused = await alice.PutAsync(status, new JsonObject { ["presence"] = "online" });
+        refused.Error(HttpStatusCode.TooManyRequests, "M_LIMIT_EXCEEDED");
+        Assert.InRange(refused.Body["retry_after_ms"]!.GetValue<long>(), 1, 10_000);
+
+        // A sync now is over the allowance too: it is answered, and Alice stays unavailable.
+        (await alice.GetAsync("/_matrix/client/v3/sync?set_presence=online")).Ok();
+        Assert.Equal("unavailable", Presence((await alice.GetAsync(status)).Ok()));
+
+        // Ten seconds on, the next sync sets her online; the PUT straight after it is refused.
+        clock.Advance(TimeSpan.FromSeconds(10));
+        (await alice.GetAsync("/_matrix/client/v3/sync?set_presence=online")).Ok();
+        Assert.Equal("online", Presence((await alice.GetAsync(status)).Ok()));
+        (await alice.PutAsync(status, new JsonObject { ["presence"] = "offline" })).Error(HttpStatusCode.TooManyRequests, "M_LIMIT_EXCEEDED");
+        Assert.Equal("online", Presence((await alice.GetAsync(status)).Ok()));
+    }
+}

@@ -13,4 +13,8 @@ public sealed class TestClock : TimeProvider
 
     /// <inheritdoc />
     public override DateTimeOffset GetUtcNow() => base.GetUtcNow() + Offset;
+
+    /// <inheritdoc />
+    /// <remarks>Moved with the clock too, so what measures elapsed time with it (the rate limiter) sees the time pass.</remarks>
+    public override long GetTimestamp() => base.GetTimestamp() + (long)(Offset.Ticks * (double)TimestampFrequency / TimeSpan.TicksPerSecond);
 }

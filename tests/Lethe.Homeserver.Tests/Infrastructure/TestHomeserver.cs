@@ -76,6 +76,7 @@ public sealed class TestHomeserver : IAsyncDisposable
             yaml.Append("rc_login: {address: {per_second: 1000, burst_count: 1000}, account: {per_second: 1000, burst_count: 1000}, failed_attempts: {per_second: 1000, burst_count: 1000}}\n");
             yaml.Append("rc_joins: {local: {per_second: 1000, burst_count: 1000}, remote: {per_second: 1000, burst_count: 1000}}\n");
             yaml.Append("rc_invites: {per_room: {per_second: 1000, burst_count: 1000}, per_user: {per_second: 1000, burst_count: 1000}, per_issuer: {per_second: 1000, burst_count: 1000}}\n");
+            yaml.Append("rc_presence: {per_user: {per_second: 1000, burst_count: 1000}}\n");
         }
 
         yaml.Append(engine == DatabaseEngine.Postgres ? TestDatabases.NewPostgresYaml() : $"database:\n  name: sqlite3\n  args:\n    database: \"{dir}/homeserver.db\"\n");
