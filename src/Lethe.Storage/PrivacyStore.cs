@@ -100,7 +100,7 @@ public sealed class PrivacyStore(Database db)
         const string RoomEvents = "SELECT event_id FROM events WHERE room_id = @roomId";
         foreach (var sql in new[]
         {
-            $"DELETE FROM event_txns WHERE event_id IN ({RoomEvents})",
+            RetentionStore.TxnRowsDelete("e.room_id = @roomId"),
             $"DELETE FROM redaction_gc_queue WHERE event_id IN ({RoomEvents})",
             "DELETE FROM event_relations WHERE room_id = @roomId",
             "DELETE FROM event_push_actions WHERE room_id = @roomId",
@@ -116,7 +116,7 @@ public sealed class PrivacyStore(Database db)
             "DELETE FROM state_groups WHERE room_id = @roomId",
         })
         {
-            await c.ExecuteAsync(sql, new { roomId }, tx);
+            await c.ExecuteAsync(sql, new { roomId, send = "send:" + roomId, redact = "redact:" + roomId }, tx);
         }
 
         var events = await c.ExecuteAsync("DELETE FROM events WHERE room_id = @roomId", new { roomId }, tx);

@@ -105,13 +105,27 @@ public sealed class RetentionStore(Database db)
                 ORDER BY e.stream_ordering DESC LIMIT 1)
             WHERE room_id = @roomId AND {In("event_id")}
             """, new { roomId, ids }, tx);
-        await conn.ExecuteAsync($"DELETE FROM event_txns WHERE {In("event_id")}", new { ids }, tx);
+        await conn.ExecuteAsync(TxnRowsDelete(In("e.event_id")), new { ids, send = "send:" + roomId, redact = "redact:" + roomId }, tx);
         await conn.ExecuteAsync($"DELETE FROM event_relations WHERE {In("event_id")}", new { ids }, tx);
         await conn.ExecuteAsync($"DELETE FROM event_expiries WHERE {In("event_id")}", new { ids }, tx);
         await conn.ExecuteAsync($"DELETE FROM redaction_gc_queue WHERE {In("event_id")}", new { ids }, tx);
         await PushStore.DeleteActionsAsync(tx, In("event_id"), new { ids });
         return await conn.ExecuteAsync($"DELETE FROM events WHERE room_id = @roomId AND {In("event_id")}", new { roomId, ids }, tx);
     }
+
+    /// <summary>
+    /// Deletes the transaction IDs of the events matching <paramref name="eventCondition"/> (on <c>events e</c>; parameters
+    /// <c>@send</c> and <c>@redact</c> are the room's two scopes), found by their primary key from what the events row
+    /// records (sender, device, transaction ID): the table has no index on <c>event_id</c>, so deleting by it read every
+    /// transaction ID ever kept, once per purge batch.
+    /// </summary>
+    internal static string TxnRowsDelete(string eventCondition) =>
+        $"""
+        DELETE FROM event_txns WHERE (user_id, device_id, scope, txn_id) IN (
+            SELECT e.sender, e.sender_device, s.scope, e.txn_id
+            FROM events e, (SELECT CAST(@send AS TEXT) AS scope UNION ALL SELECT CAST(@redact AS TEXT) UNION ALL SELECT 'server_notice') s
+            WHERE {eventCondition} AND e.txn_id IS NOT NULL AND e.sender_device IS NOT NULL)
+        """;
 
     /// <summary>Schedules a self-destructing event.</summary>
     public static Task ScheduleExpiryAsync(DbTransaction tx, string eventId, string roomId, long expiryTs) =>

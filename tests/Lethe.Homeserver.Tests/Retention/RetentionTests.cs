@@ -265,6 +265,27 @@ public abstract class RetentionTests(DatabaseEngine engine) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task APurgedMessagesTransactionIdIsForgottenSoARetryMakesANewMessage()
+    {
+        var roomId = await RoomWithPolicyAsync(new JsonObject { ["max_lifetime"] = (long)Day.TotalMilliseconds });
+        string SendPath(string txnId) => $"/_matrix/client/v3/rooms/{Uri.EscapeDataString(roomId)}/send/m.room.message/{txnId}";
+        var doomed = new JsonObject { ["msgtype"] = "m.text", ["body"] = "sent once" };
+        var first = (await Alice.PutAsync(SendPath("purge-txn"), doomed)).Ok()["event_id"]!.GetValue<string>();
+        Assert.Equal(first, (await Alice.PutAsync(SendPath("purge-txn"), doomed)).Ok()["event_id"]!.GetValue<string>());
+        (await Alice.PutAsync(SendPath("also-doomed"), new JsonObject { ["msgtype"] = "m.text", ["body"] = "doomed too" })).Ok();
+        Clock.Advance(Day * 2);
+        var late = (await Alice.PutAsync(SendPath("late-txn"), new JsonObject { ["msgtype"] = "m.text", ["body"] = "late" })).Ok()["event_id"]!.GetValue<string>();
+        Assert.True(await PurgeNowAsync() >= 2);
+
+        // The purged message's transaction ID went with it: the same ID now sends a new message instead of naming a
+        // message that no longer exists. The survivor's ID still names the survivor.
+        var retried = (await Alice.PutAsync(SendPath("purge-txn"), new JsonObject { ["msgtype"] = "m.text", ["body"] = "sent again" })).Ok()["event_id"]!.GetValue<string>();
+        Assert.NotEqual(first, retried);
+        Assert.Equal("sent again", (await Alice.GetAsync($"/_matrix/client/v3/rooms/{Uri.EscapeDataString(roomId)}/event/{Uri.EscapeDataString(retried)}")).Ok()["content"]!["body"]!.GetValue<string>());
+        Assert.Equal(late, (await Alice.PutAsync(SendPath("late-txn"), new JsonObject { ["msgtype"] = "m.text", ["body"] = "late" })).Ok()["event_id"]!.GetValue<string>());
+    }
+
+    [Fact]
     public async Task SelfDestructingMessagesAreRedactedAtTheirTime()
     {
         var roomId = await RoomWithPolicyAsync(null);
