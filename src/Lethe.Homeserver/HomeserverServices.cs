@@ -276,5 +276,6 @@ public sealed class HomeserverServices : IDisposable
         Media.Dispose();
         Metrics.Dispose();
         Events.Dispose();
+        Push.Counts.Dispose();
     }
 }

@@ -3,8 +3,11 @@ using Dapper;
 
 namespace Lethe.Storage;
 
-/// <summary>An event's stored push outcome: the shared outcome and the members whose outcome differs.</summary>
-public sealed record PushActionRow(string EventId, string RoomId, long StreamOrdering, string? ThreadId, long BaseOutcome, string Exceptions)
+/// <summary>
+/// An event's stored push outcome: the shared outcome and the members whose outcome differs. Read back, it carries the
+/// event's <c>origin_server_ts</c> (what retention expiry goes by); that is not stored with the outcome.
+/// </summary>
+public sealed record PushActionRow(string EventId, string RoomId, long StreamOrdering, string? ThreadId, long BaseOutcome, string Exceptions, long OriginServerTs = 0)
 {
     /// <summary>The outcome for one user: 0 none, else 1 notify | 2 highlight | 4 sound.</summary>
     public long OutcomeFor(string userId)
@@ -80,7 +83,7 @@ public sealed class PushStore(Database db)
     public Task<List<PushActionRow>> CandidatesAsync(string roomId, long after, string reader, IReadOnlyCollection<string> ignored, long expiredBefore, int limit, CancellationToken ct = default) =>
         db.ReadAsync(async c => (await c.QueryAsync<PushActionRow>(
             $"""
-            SELECT a.event_id, a.room_id, a.stream_ordering, a.thread_id, a.base_outcome, a.exceptions FROM event_push_actions a
+            SELECT a.event_id, a.room_id, a.stream_ordering, a.thread_id, a.base_outcome, a.exceptions, e.origin_server_ts FROM event_push_actions a
             JOIN events e ON e.event_id = a.event_id
             WHERE a.room_id = @roomId AND a.stream_ordering > @after AND e.sender <> @reader AND e.origin_server_ts > @expiredBefore
               AND e.redacted_by IS NULL AND e.rejected_reason IS NULL {(ignored.Count == 0 ? "" : "AND " + db.NotIn("e.sender", "ignored"))}
@@ -99,7 +102,7 @@ public sealed class PushStore(Database db)
         var rooms = roomIds.ToArray();
         return await db.ReadAsync(async c => (await c.QueryAsync<PushActionRow>(
             $"""
-            SELECT a.event_id, a.room_id, a.stream_ordering, a.thread_id, a.base_outcome, a.exceptions FROM event_push_actions a
+            SELECT a.event_id, a.room_id, a.stream_ordering, a.thread_id, a.base_outcome, a.exceptions, e.origin_server_ts FROM event_push_actions a
             JOIN events e ON e.event_id = a.event_id
             WHERE {db.In("a.room_id", "rooms")} AND a.stream_ordering < @before AND e.sender <> @reader AND e.redacted_by IS NULL
             ORDER BY a.stream_ordering DESC LIMIT @limit

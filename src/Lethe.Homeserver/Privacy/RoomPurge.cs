@@ -64,6 +64,7 @@ public sealed class RoomPurge(HomeserverServices hs)
             return (await hs.Retention.PurgeAsync(tx, roomId, batch), orphaned);
         }, ct);
         await hs.Media.DeleteOrphansAsync(orphans, ct);
+        hs.Push.Counts.RecountRoom(roomId);
         foreach (var id in batch)
         {
             hs.Events.Forget(id);
@@ -128,6 +129,7 @@ public sealed class RoomPurge(HomeserverServices hs)
                 hs.Events.Forget(id);
             }
 
+            hs.Push.Counts.RecountRoom(roomId);
             hs.Snapshots.Remove(roomId);
             hs.RoomDirectory.Remove(roomId);
             hs.Notifier.ForgetRoom(roomId);

@@ -258,6 +258,7 @@ public sealed partial class RetentionPurger(HomeserverServices hs, ILogger logge
 
                 // Media only these events named goes with them (a crash here is caught up by the media expiry job).
                 await hs.Media.DeleteOrphansAsync(orphans, ct);
+                hs.Push.Counts.RecountRoom(roomId);
                 foreach (var id in batch)
                 {
                     hs.Events.Forget(id);

@@ -124,6 +124,7 @@ public sealed partial class SelfDestruct(HomeserverServices hs, ILogger logger) 
         }
 
         hs.Events.Forget(eventId);
+        hs.Push.Counts.RecountRoom(roomId);
         return free;
     }
 

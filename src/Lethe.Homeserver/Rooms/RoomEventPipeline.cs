@@ -248,6 +248,7 @@ public sealed class RoomEventPipeline(
         if (redactionTarget is not null)
         {
             events.Forget(redactionTarget);
+            hs.Push.Counts.RecountRoom(snap.RoomId);
         }
 
         var after = new RoomSnapshot(snap.RoomId, version, stateAfter, groupAfter, [pdu.EventId], pdu.Depth, memberships);

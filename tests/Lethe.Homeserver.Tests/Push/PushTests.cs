@@ -6,7 +6,7 @@ using Lethe.Storage;
 namespace Lethe.Homeserver.Tests.Push;
 
 /// <summary>Push rules, unread counts, notifications and pushers against a real push gateway, on both engines.</summary>
-public abstract class PushTests(DatabaseEngine engine) : IAsyncLifetime
+public abstract partial class PushTests(DatabaseEngine engine) : IAsyncLifetime
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(15);
 
