@@ -109,8 +109,11 @@ public sealed class DatabaseStats
     /// <summary>Read operations holding a connection now.</summary>
     public long ReadsInProgress;
 
-    /// <summary>Write transactions committed or rolled back.</summary>
+    /// <summary>Writes finished (committed or rolled back).</summary>
     public long Writes;
+
+    /// <summary>Transactions committed or rolled back; with SQLite's group commit one transaction holds several writes.</summary>
+    public long Transactions;
 
     /// <summary>Writes waiting for the writer now (SQLite has one writer; PostgreSQL writes do not queue here).</summary>
     public long WritesWaiting;

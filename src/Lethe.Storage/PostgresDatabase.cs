@@ -48,6 +48,7 @@ public sealed class PostgresDatabase : Database
         {
             Interlocked.Add(ref Stats.WriteTicks, Stopwatch.GetTimestamp() - started);
             Interlocked.Increment(ref Stats.Writes);
+            Interlocked.Increment(ref Stats.Transactions);
         }
     }
 

@@ -195,6 +195,7 @@ public sealed class SqliteDatabase : Database
         {
             Interlocked.Add(ref Stats.WriteTicks, Stopwatch.GetTimestamp() - started);
             Interlocked.Add(ref Stats.Writes, batch.Count);
+            Interlocked.Increment(ref Stats.Transactions);
         }
 
         for (var i = 0; i < batch.Count; i++)

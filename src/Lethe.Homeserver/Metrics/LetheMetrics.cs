@@ -118,7 +118,8 @@ public sealed class LetheMetrics : IDisposable
         var tick = 1.0 / Stopwatch.Frequency;
         _meter.CreateObservableCounter("lethe_database_reads", () => Volatile.Read(ref stats.Reads), description: "Database read operations finished");
         _meter.CreateObservableGauge("lethe_database_reads_in_progress", () => Volatile.Read(ref stats.ReadsInProgress), description: "Database read operations holding a connection now");
-        _meter.CreateObservableCounter("lethe_database_writes", () => Volatile.Read(ref stats.Writes), description: "Database write transactions finished");
+        _meter.CreateObservableCounter("lethe_database_writes", () => Volatile.Read(ref stats.Writes), description: "Database writes finished");
+        _meter.CreateObservableCounter("lethe_database_write_transactions", () => Volatile.Read(ref stats.Transactions), description: "Database write transactions finished; SQLite commits the writes queued behind a busy writer together, so writes / transactions is the average group size");
         _meter.CreateObservableGauge("lethe_database_writes_waiting", () => Volatile.Read(ref stats.WritesWaiting), description: "Write transactions waiting for the single SQLite writer now");
         _meter.CreateObservableCounter("lethe_database_write_wait_seconds", () => Volatile.Read(ref stats.WriteWaitTicks) * tick, description: "Time write transactions spent waiting for the writer");
         _meter.CreateObservableCounter("lethe_database_write_seconds", () => Volatile.Read(ref stats.WriteTicks) * tick, description: "Time spent inside write transactions");

@@ -151,6 +151,8 @@ public sealed class MetricsTests
         Assert.Contains("# TYPE lethe_http_request_duration_seconds histogram", scrape, StringComparison.Ordinal);
         Assert.True(Sample(scrape, "lethe_http_responses_total{code=\"200\",group=\"client\"}") >= 5, scrape);
         Assert.True(Sample(scrape, "lethe_database_writes_total") >= 3, scrape);
+        var transactions = Sample(scrape, "lethe_database_write_transactions_total");
+        Assert.True(transactions >= 1 && transactions <= Sample(scrape, "lethe_database_writes_total"), scrape);
         Assert.True(Sample(scrape, "dotnet_gc_heap_bytes") > 0, scrape);
         Assert.NotNull(Sample(scrape, "dotnet_gc_collections_total{generation=\"0\"}"));
 
