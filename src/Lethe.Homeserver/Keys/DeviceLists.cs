@@ -52,31 +52,38 @@ public sealed class DeviceLists(HomeserverServices hs)
         var rooms = await hs.Notifier.RoomsOfAsync(userId, ct);
 
         // Everyone the user shares an encrypted room with now (joined or invited: clients encrypt for invitees too).
-        var partners = new HashSet<string>(StringComparer.Ordinal) { userId };
-        var encrypted = new Dictionary<string, Rooms.RoomSnapshot>(StringComparer.Ordinal);
-        foreach (var (roomId, _) in rooms)
+        // Worked out only when something needs it: going through every room's members on every sync made an
+        // incremental sync of a user in 1,000 rooms spend 15 % of its time here with nothing to report.
+        HashSet<string>? partnersOnce = null;
+        async Task<HashSet<string>> PartnersAsync()
         {
-            if (await hs.Snapshots.GetAsync(roomId, ct) is { } snap && snap.StateEventId(EventTypes.Encryption) is not null)
+            if (partnersOnce is null)
             {
-                encrypted[roomId] = snap;
-                if (snap.MembershipOf(userId) == Membership.Join)
+                partnersOnce = new HashSet<string>(StringComparer.Ordinal) { userId };
+                foreach (var (roomId, _) in rooms)
                 {
-                    foreach (var (member, m) in snap.Memberships)
+                    if (await hs.Snapshots.GetAsync(roomId, ct) is { } snap && snap.StateEventId(EventTypes.Encryption) is not null
+                        && snap.MembershipOf(userId) == Membership.Join)
                     {
-                        if (m is Membership.Join or Membership.Invite)
+                        foreach (var (member, m) in snap.Memberships)
                         {
-                            partners.Add(member);
+                            if (m is Membership.Join or Membership.Invite)
+                            {
+                                partnersOnce.Add(member);
+                            }
                         }
                     }
                 }
             }
+
+            return partnersOnce;
         }
 
         if (upTo.DeviceLists > since.DeviceLists)
         {
             foreach (var user in await hs.Keys.ChangedUsersAsync(since.DeviceLists, upTo.DeviceLists, ct))
             {
-                if (partners.Contains(user))
+                if ((await PartnersAsync()).Contains(user))
                 {
                     changed.Add(user);
                 }
@@ -85,9 +92,11 @@ public sealed class DeviceLists(HomeserverServices hs)
 
         if (upTo.Events > since.Events)
         {
-            foreach (var (roomId, snap) in encrypted)
+            foreach (var (roomId, _) in rooms)
             {
-                if (await hs.Notifier.RoomPositionAsync(roomId, ct) <= since.Events)
+                // Rooms with no event since the token first: that needs no snapshot.
+                if (await hs.Notifier.RoomPositionAsync(roomId, ct) <= since.Events
+                    || await hs.Snapshots.GetAsync(roomId, ct) is not { } snap || snap.StateEventId(EventTypes.Encryption) is null)
                 {
                     continue;
                 }
@@ -120,14 +129,14 @@ public sealed class DeviceLists(HomeserverServices hs)
                             {
                                 changed.Add(member);
                             }
-                            else if (iLeft && m is Membership.Join or Membership.Invite && !partners.Contains(member))
+                            else if (iLeft && m is Membership.Join or Membership.Invite && !(await PartnersAsync()).Contains(member))
                             {
                                 // Only a real departure: being invited to (or knocking on) a room shares nothing yet.
                                 left.Add(member);
                             }
                         }
                     }
-                    else if (iAmIn && partners.Contains(target))
+                    else if (iAmIn && (await PartnersAsync()).Contains(target))
                     {
                         changed.Add(target);
                     }
