@@ -2,7 +2,6 @@ using System.CommandLine;
 using System.Net.Sockets;
 using Lethe.Homeserver;
 using Lethe.Homeserver.Configuration;
-using Npgsql;
 
 namespace Lethe.Cli;
 
@@ -70,9 +69,11 @@ internal static class ServeCommand
             await Console.Error.WriteLineAsync($"lethe: cannot listen: {e.Message}");
             return 1;
         }
-        catch (NpgsqlException e)
+        catch (System.Data.Common.DbException e)
         {
-            await Console.Error.WriteLineAsync($"lethe: cannot use the PostgreSQL database: {e.Message}");
+            // Any engine's (a PostgreSQL that refuses the login, an unreadable SQLite file); naming Npgsql's exception
+            // here would load Npgsql into every server.
+            await Console.Error.WriteLineAsync($"lethe: cannot use the database: {e.Message}");
             return 1;
         }
 
