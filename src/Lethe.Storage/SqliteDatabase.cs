@@ -32,6 +32,7 @@ public sealed class SqliteDatabase : Database
     private readonly SemaphoreSlim _checkpointing = new(1, 1);
     private SqliteConnection? _writer;
     private int _commitsSinceCheckpoint;
+    private int _truncateRetrying;
     private int _disposed;
 
     internal SqliteDatabase(DatabaseOptions options)
@@ -316,28 +317,83 @@ public sealed class SqliteDatabase : Database
 
         for (var attempt = 0; attempt < 20; attempt++)
         {
-            await using var conn = await OpenConnectionAsync(ct);
-            await using var cmd = conn.CreateCommand();
-            cmd.CommandText = "PRAGMA wal_checkpoint(PASSIVE);";
-            await cmd.ExecuteNonQueryAsync(ct);
+            if (await TryTruncateWalAsync(ct))
+            {
+                return;
+            }
 
-            await _writeLock.WaitAsync(ct);
+            await Task.Delay(50, ct);
+        }
+
+        // Readers kept the WAL alive for a second: its old frames still hold what was deleted, so keep trying in the
+        // background instead of waiting for the next deletion to come along.
+        if (Interlocked.CompareExchange(ref _truncateRetrying, 1, 0) == 0)
+        {
+            _ = Task.Run(RetryTruncateAsync, CancellationToken.None);
+        }
+    }
+
+    /// <summary>Copies the WAL into the database alongside writers, then resets it with writes held back; false when a reader kept it alive.</summary>
+    private async Task<bool> TryTruncateWalAsync(CancellationToken ct)
+    {
+        await using var conn = await OpenConnectionAsync(ct);
+        await using var cmd = conn.CreateCommand();
+        cmd.CommandText = "PRAGMA wal_checkpoint(PASSIVE);";
+        await cmd.ExecuteNonQueryAsync(ct);
+
+        // Bounded, so a retry running into shutdown (which holds the writer for good) ends.
+        if (!await _writeLock.WaitAsync(TimeSpan.FromSeconds(5), ct))
+        {
+            return false;
+        }
+
+        try
+        {
+            // TRUNCATE waits for readers through the busy handler, with writes held back: at the connection's 30 s
+            // timeout one long read (an export, say) stalled every send for that long. Wait 100 ms at most and try
+            // again later instead.
+            cmd.CommandText = "PRAGMA busy_timeout=100;";
+            await cmd.ExecuteNonQueryAsync(ct);
             try
             {
                 // Returns (busy, log frames, checkpointed frames); busy = 1 means a reader kept the WAL alive.
                 cmd.CommandText = "PRAGMA wal_checkpoint(TRUNCATE);";
                 await using var reader = await cmd.ExecuteReaderAsync(ct);
-                if (await reader.ReadAsync(ct) && reader.GetInt64(0) == 0)
+                return await reader.ReadAsync(ct) && reader.GetInt64(0) == 0;
+            }
+            finally
+            {
+                cmd.CommandText = "PRAGMA busy_timeout=30000;";
+                await cmd.ExecuteNonQueryAsync(CancellationToken.None);
+            }
+        }
+        finally
+        {
+            ReleaseWriter();
+        }
+    }
+
+    /// <summary>Retries the WAL reset every 200 ms for up to two minutes (shutdown resets it anyway).</summary>
+    private async Task RetryTruncateAsync()
+    {
+        try
+        {
+            for (var attempt = 0; attempt < 600 && Volatile.Read(ref _disposed) == 0; attempt++)
+            {
+                await Task.Delay(200);
+                if (Volatile.Read(ref _disposed) == 0 && await TryTruncateWalAsync(CancellationToken.None))
                 {
                     return;
                 }
             }
-            finally
-            {
-                ReleaseWriter();
-            }
-
-            await Task.Delay(50, ct);
+        }
+        catch (Exception e) when (e is SqliteException or ObjectDisposedException)
+        {
+            // Shutting down: DisposeAsync resets the WAL itself.
+        }
+        finally
+        {
+            Volatile.Write(ref _truncateRetrying, 0);
         }
     }
 

@@ -238,6 +238,41 @@ public sealed class SqliteStorageTests : StorageTests
             Assert.DoesNotContain(marker, System.Text.Encoding.UTF8.GetString(bytes), StringComparison.Ordinal);
         }
     }
+
+    [Fact]
+    public async Task DeletedRowsLeaveTheWalOnceAReaderThatHeldItBackIsDone()
+    {
+        const string marker = "lethe-wal-marker-9a1e";
+        await Db.WriteAsync(tx => tx.Connection!.ExecuteAsync("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)", transaction: tx));
+        await Db.WriteAsync(tx => tx.Connection!.ExecuteAsync("INSERT INTO notes (body) VALUES (@marker)", new { marker }, tx));
+        var wal = Options.SqlitePath + "-wal";
+
+        // A reader in the middle of a transaction keeps the WAL's frames alive, so compaction cannot reset it now.
+        await using (var reader = new SqliteConnection($"Data Source={Options.SqlitePath}"))
+        {
+            await reader.OpenAsync(TestContext.Current.CancellationToken);
+            await using var tx = reader.BeginTransaction(deferred: true);
+            Assert.Equal(1, await reader.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM notes", transaction: tx));
+            await Db.WriteAsync(t => t.Connection!.ExecuteAsync("DELETE FROM notes", transaction: t));
+            await Db.CompactAfterDeleteAsync(TestContext.Current.CancellationToken);
+            Assert.Contains(marker, await ReadSharedAsync(wal), StringComparison.Ordinal);
+        }
+
+        // The reader is gone: the compaction's background retry resets the WAL without another deletion.
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        while ((await ReadSharedAsync(wal)).Contains(marker, StringComparison.Ordinal))
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the deleted row stayed in the WAL after the reader finished");
+            await Task.Delay(50, TestContext.Current.CancellationToken);
+        }
+    }
+
+    private static async Task<string> ReadSharedAsync(string path)
+    {
+        await using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+        using var text = new StreamReader(stream, System.Text.Encoding.Latin1);
+        return await text.ReadToEndAsync();
+    }
 }
 
 public sealed class PostgresStorageTests : StorageTests
