@@ -333,7 +333,7 @@ public static class ConfigLoader
 
                 return new DatabaseOptions { Engine = DatabaseEngine.Sqlite, SqlitePath = file };
             case "psycopg2" or "psycopg":
-                return ReadPostgres(db, args, warnings);
+                return ReadPostgres(args);
             default:
                 throw new ConfigException("database.name", $"must be sqlite3 or psycopg2, not '{name}'");
         }
@@ -341,67 +341,67 @@ public static class ConfigLoader
 
     /// <summary>The PostgreSQL database options. A method of its own so that a server on SQLite never loads Npgsql (~0.9 MiB of resident memory).</summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
-    private static DatabaseOptions ReadPostgres(ConfigSection? db, ConfigSection? args, List<string> warnings)
+    private static DatabaseOptions ReadPostgres(ConfigSection? args)
     {
-            if (args is null)
-            {
-                throw new ConfigException("database.args", "is required for PostgreSQL (user, password, dbname, host, port)");
-            }
+        if (args is null)
+        {
+            throw new ConfigException("database.args", "is required for PostgreSQL (user, password, dbname, host, port)");
+        }
 
-            var builder = new NpgsqlConnectionStringBuilder
+        var builder = new NpgsqlConnectionStringBuilder
+        {
+            Username = args.String("user"),
+            Password = args.String("password"),
+            Database = args.String("dbname") ?? args.String("database"),
+            Host = args.String("host", "localhost"),
+            Port = (int)args.Integer("port", 5432, 1, 65535),
+        };
+        if (args.String("options") is { } pgOptions)
+        {
+            builder.Options = pgOptions;
+        }
+
+        if (args.String("sslmode") is { } sslMode)
+        {
+            builder.SslMode = sslMode switch
             {
-                Username = args.String("user"),
-                Password = args.String("password"),
-                Database = args.String("dbname") ?? args.String("database"),
-                Host = args.String("host", "localhost"),
-                Port = (int)args.Integer("port", 5432, 1, 65535),
+                "disable" => SslMode.Disable,
+                "allow" => SslMode.Allow,
+                "prefer" => SslMode.Prefer,
+                "require" => SslMode.Require,
+                "verify-ca" => SslMode.VerifyCA,
+                "verify-full" => SslMode.VerifyFull,
+                _ => throw new ConfigException("database.args.sslmode", $"unknown sslmode '{sslMode}'"),
             };
-            if (args.String("options") is { } pgOptions)
-            {
-                builder.Options = pgOptions;
-            }
+        }
 
-            if (args.String("sslmode") is { } sslMode)
-            {
-                builder.SslMode = sslMode switch
-                {
-                    "disable" => SslMode.Disable,
-                    "allow" => SslMode.Allow,
-                    "prefer" => SslMode.Prefer,
-                    "require" => SslMode.Require,
-                    "verify-ca" => SslMode.VerifyCA,
-                    "verify-full" => SslMode.VerifyFull,
-                    _ => throw new ConfigException("database.args.sslmode", $"unknown sslmode '{sslMode}'"),
-                };
-            }
+        if (builder.Database is null)
+        {
+            throw new ConfigException("database.args.dbname", "is required for PostgreSQL");
+        }
 
-            if (builder.Database is null)
-            {
-                throw new ConfigException("database.args.dbname", "is required for PostgreSQL");
-            }
+        var min = (int)args.Integer("cp_min", 1, 0, 1000);
+        var max = (int)args.Integer("cp_max", 10, 1, 1000);
+        if (min > max)
+        {
+            throw new ConfigException("database.args.cp_min", $"({min}) must not exceed cp_max ({max})");
+        }
 
-            var min = (int)args.Integer("cp_min", 1, 0, 1000);
-            var max = (int)args.Integer("cp_max", 10, 1, 1000);
-            if (min > max)
+        foreach (var key in args.Keys())
+        {
+            if (key is "keepalives_idle" or "keepalives_interval" or "keepalives_count" or "keepalives" or "application_name")
             {
-                throw new ConfigException("database.args.cp_min", $"({min}) must not exceed cp_max ({max})");
+                args.Accept(key);
             }
+        }
 
-            foreach (var key in args.Keys())
-            {
-                if (key is "keepalives_idle" or "keepalives_interval" or "keepalives_count" or "keepalives" or "application_name")
-                {
-                    args.Accept(key);
-                }
-            }
-
-            return new DatabaseOptions
-            {
-                Engine = DatabaseEngine.Postgres,
-                PostgresConnectionString = builder.ToString(),
-                MinPoolSize = min,
-                MaxPoolSize = max,
-            };
+        return new DatabaseOptions
+        {
+            Engine = DatabaseEngine.Postgres,
+            PostgresConnectionString = builder.ToString(),
+            MinPoolSize = min,
+            MaxPoolSize = max,
+        };
     }
 
     private static RateLimitConfig ReadRateLimits(ConfigSection root)

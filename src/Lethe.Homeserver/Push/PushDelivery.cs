@@ -20,8 +20,7 @@ public sealed partial class PushDelivery : IAsyncDisposable
 
     private readonly HomeserverServices _hs;
     private readonly ILogger _logger;
-    // Made on the first delivery, so a server that pushes nothing does not load the HTTP client stack.
-    private readonly Lazy<HttpClient> _http;
+    private readonly HttpClient _http;
     private readonly CancellationTokenSource _stopping = new();
     private readonly SemaphoreSlim _concurrency = new(16, 16);
     private readonly HashSet<Task> _inFlight = [];
@@ -31,7 +30,7 @@ public sealed partial class PushDelivery : IAsyncDisposable
     {
         _hs = hs;
         _logger = logger;
-        _http = new(() => new OutboundAddressRules(hs.Config.IpRangeBlacklist, hs.Config.IpRangeWhitelist).CreateClient(TimeSpan.FromSeconds(30)));
+        _http = new OutboundAddressRules(hs.Config.IpRangeBlacklist, hs.Config.IpRangeWhitelist).CreateClient(TimeSpan.FromSeconds(30));
     }
 
     /// <summary>First retry delay; doubles per attempt up to five minutes.</summary>
@@ -191,7 +190,7 @@ public sealed partial class PushDelivery : IAsyncDisposable
                 // Byte array content: the request carries a Content-Length; some gateways cannot read chunked bodies.
                 using var content = new ByteArrayContent(bytes);
                 content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json");
-                using var response = await _http.Value.PostAsync(url, content, ct);
+                using var response = await _http.PostAsync(url, content, ct);
                 status = response.StatusCode;
                 answer = await response.Content.ReadAsStringAsync(ct);
             }
@@ -323,10 +322,7 @@ public sealed partial class PushDelivery : IAsyncDisposable
             // Undelivered notifications are dropped at shutdown; they are not kept across restarts.
         }
 
-        if (_http.IsValueCreated)
-        {
-            _http.Value.Dispose();
-        }
+        _http.Dispose();
         _stopping.Dispose();
     }
 
