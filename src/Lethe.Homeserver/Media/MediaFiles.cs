@@ -112,25 +112,68 @@ public sealed class MediaFiles
 
     private const uint SyncFileRangeWrite = 2;
 
+    /// <summary>Writes a folder's entries to disk (Linux; elsewhere a no-op). .NET cannot open a folder as a file.</summary>
+    private static void SyncFolder(string folder)
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            return;
+        }
+
+        var fd = Open(folder, 0); // O_RDONLY
+        if (fd < 0)
+        {
+            throw new IOException($"Could not open {folder} to sync it (errno {Marshal.GetLastPInvokeError()})");
+        }
+
+        try
+        {
+            if (Fsync(fd) != 0)
+            {
+                throw new IOException($"Could not sync {folder} (errno {Marshal.GetLastPInvokeError()})");
+            }
+        }
+        finally
+        {
+            _ = Close(fd);
+        }
+    }
+
+    [DllImport("libc.so.6", EntryPoint = "open", SetLastError = true)]
+    private static extern int Open([MarshalAs(UnmanagedType.LPUTF8Str)] string path, int flags);
+
+    [DllImport("libc.so.6", EntryPoint = "fsync", SetLastError = true)]
+    private static extern int Fsync(int fd);
+
+    [DllImport("libc.so.6", EntryPoint = "close")]
+    private static extern int Close(int fd);
+
     [DllImport("libc.so.6", EntryPoint = "sync_file_range")]
     private static extern int SyncFileRange(Microsoft.Win32.SafeHandles.SafeFileHandle fd, long offset, long nbytes, uint flags);
 
     /// <summary>
-    /// Flushes a finished temp file to disk and renames it to <paramref name="destination"/>. Returns false (and deletes
-    /// the temp file) when the destination already exists: media are write-once.
+    /// Flushes a finished temp file to disk, renames it to <paramref name="destination"/> and syncs the folders whose
+    /// entries changed, so an answered upload survives a crash. Returns false (and deletes the temp file) when the
+    /// destination already exists: media are write-once.
     /// </summary>
     public static async Task<bool> CommitAsync(FileStream temp, string destination)
     {
         var path = temp.Name;
+        var folder = Path.GetDirectoryName(destination)!;
+        var created = new List<string>(); // the shard folders this call makes, deepest first
         try
         {
             // Data first, then the name: after a crash the file is either complete or absent.
             await temp.FlushAsync();
             temp.Flush(flushToDisk: true);
             await temp.DisposeAsync();
-            Directory.CreateDirectory(Path.GetDirectoryName(destination)!);
+            for (var f = folder; !Directory.Exists(f); f = Path.GetDirectoryName(f)!)
+            {
+                created.Add(f);
+            }
+
+            Directory.CreateDirectory(folder);
             File.Move(path, destination, overwrite: false);
-            return true;
         }
         catch (IOException) when (File.Exists(destination))
         {
@@ -143,6 +186,16 @@ public sealed class MediaFiles
             TryDelete(path);
             throw;
         }
+
+        // The new name (and any new folder) lives in its parent folder's entries, which fsync of the file does not
+        // write: without this, a crash before the file system's next journal commit could lose an answered upload.
+        SyncFolder(folder);
+        foreach (var made in created)
+        {
+            SyncFolder(Path.GetDirectoryName(made)!);
+        }
+
+        return true;
     }
 
     /// <summary>Writes <paramref name="bytes"/> to <paramref name="destination"/> through a temp file (for thumbnails); false when it already exists.</summary>
