@@ -110,8 +110,6 @@ public sealed class MediaFiles
         return to;
     }
 
-    private const uint SyncFileRangeWrite = 2;
-
     /// <summary>Writes a folder's entries to disk (Linux; elsewhere a no-op). .NET cannot open a folder as a file.</summary>
     private static void SyncFolder(string folder)
     {
@@ -147,6 +145,8 @@ public sealed class MediaFiles
 
     [DllImport("libc.so.6", EntryPoint = "close")]
     private static extern int Close(int fd);
+
+    private const uint SyncFileRangeWrite = 2;
 
     [DllImport("libc.so.6", EntryPoint = "sync_file_range")]
     private static extern int SyncFileRange(Microsoft.Win32.SafeHandles.SafeFileHandle fd, long offset, long nbytes, uint flags);
