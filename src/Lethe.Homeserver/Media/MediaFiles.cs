@@ -1,5 +1,7 @@
+using System.Buffers;
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
+using Microsoft.Win32.SafeHandles;
 
 namespace Lethe.Homeserver.Media;
 
@@ -82,32 +84,116 @@ public sealed class MediaFiles
     public string ThumbnailPath(string mediaId, int width, int height, string contentType, string method) =>
         Path.Combine(ThumbnailFolder(mediaId), $"{width}-{height}-{contentType.Replace('/', '-')}-{method}");
 
-    /// <summary>A new temp file, open for writing; <see cref="CommitAsync"/> or <see cref="TryDelete"/> it.</summary>
-    public FileStream CreateTemp() =>
-        new(Path.Combine(_tmp, Guid.NewGuid().ToString("N") + ".part"), new FileStreamOptions
-        {
-            Mode = FileMode.CreateNew,
-            Access = FileAccess.Write,
-            Options = FileOptions.Asynchronous,
-            BufferSize = 128 * 1024, // request bodies arrive in small segments; write them to disk in large ones
-        });
+    /// <summary>A new temp file, open for writing; <see cref="Commit"/> it or dispose it (which deletes it).</summary>
+    public TempFile CreateTemp() => new(Path.Combine(_tmp, Guid.NewGuid().ToString("N") + ".part"));
 
     /// <summary>
-    /// Starts writing what <paramref name="temp"/> holds from <paramref name="from"/> on to disk without waiting for it
-    /// (Linux <c>sync_file_range</c>), so the disk works while the rest of an upload streams in and the fsync at the end
-    /// has little left to wait for. Returns the offset written up to; a hint only: on other systems, or if the call
-    /// fails, the final fsync does all the work as before.
+    /// A file being written under <c>tmp/</c>: appended to with plain (gathering) writes into the page cache, straight
+    /// from the buffers the bytes arrived in, with the disk started on each piece as it lands. Not a
+    /// <see cref="FileStream"/>: its buffer copied every byte once more and its asynchronous writes are a thread-pool hop
+    /// each, together 0.7–1 ms of a 1 MiB upload whose page-cache writes take 0.2 ms.
     /// </summary>
-    public static long StartWriteback(FileStream temp, long from)
+    public sealed class TempFile : IDisposable
     {
-        var handle = temp.SafeFileHandle; // flushes the stream's own buffer to the kernel first
-        var to = temp.Position;
-        if (OperatingSystem.IsLinux() && to > from)
+        private readonly SafeFileHandle _handle;
+        private readonly List<ReadOnlyMemory<byte>> _pieces = [];
+        private bool _committed;
+
+        internal TempFile(string path)
         {
-            _ = SyncFileRange(handle, from, to - from, SyncFileRangeWrite);
+            Path = path;
+            _handle = File.OpenHandle(path, FileMode.CreateNew, FileAccess.Write);
         }
 
-        return to;
+        /// <summary>The temp file's path.</summary>
+        public string Path { get; }
+
+        /// <summary>Bytes written so far.</summary>
+        public long Length { get; private set; }
+
+        /// <summary>Appends <paramref name="bytes"/> (one system call however many segments) and starts writing them to disk.</summary>
+        public void Append(in ReadOnlySequence<byte> bytes)
+        {
+            if (bytes.IsSingleSegment)
+            {
+                RandomAccess.Write(_handle, bytes.FirstSpan, Length);
+            }
+            else
+            {
+                _pieces.Clear();
+                foreach (var segment in bytes)
+                {
+                    _pieces.Add(segment);
+                }
+
+                RandomAccess.Write(_handle, _pieces, Length);
+            }
+
+            StartWriteback(Length, bytes.Length);
+            Length += bytes.Length;
+        }
+
+        /// <summary>
+        /// Starts writing a range to disk without waiting for it (Linux <c>sync_file_range</c>), so the disk works while
+        /// the rest of an upload streams in and the fsync at the end has little left to wait for. A hint only: on other
+        /// systems, or if the call fails, the final fsync does all the work.
+        /// </summary>
+        private void StartWriteback(long offset, long count)
+        {
+            if (OperatingSystem.IsLinux() && count > 0)
+            {
+                _ = SyncFileRange(_handle, offset, count, SyncFileRangeWrite);
+            }
+        }
+
+        /// <summary>
+        /// Flushes the file to disk, renames it to <paramref name="destination"/> and syncs the folders whose entries
+        /// changed, so an answered upload survives a crash. Returns false (and deletes the temp file) when the
+        /// destination already exists: media are write-once.
+        /// </summary>
+        public bool Commit(string destination)
+        {
+            var folder = System.IO.Path.GetDirectoryName(destination)!;
+            var created = new List<string>(); // the shard folders this call makes, deepest first
+            try
+            {
+                // Data first, then the name: after a crash the file is either complete or absent.
+                RandomAccess.FlushToDisk(_handle);
+                _handle.Dispose();
+                for (var f = folder; !Directory.Exists(f); f = System.IO.Path.GetDirectoryName(f)!)
+                {
+                    created.Add(f);
+                }
+
+                Directory.CreateDirectory(folder);
+                File.Move(Path, destination, overwrite: false);
+                _committed = true;
+            }
+            catch (IOException) when (File.Exists(destination))
+            {
+                return false; // Dispose deletes the temp file
+            }
+
+            // The new name (and any new folder) lives in its parent folder's entries, which fsync of the file does not
+            // write: without this, a crash before the file system's next journal commit could lose an answered upload.
+            SyncFolder(folder);
+            foreach (var made in created)
+            {
+                SyncFolder(System.IO.Path.GetDirectoryName(made)!);
+            }
+
+            return true;
+        }
+
+        /// <summary>Closes the file and, unless it was committed, deletes it.</summary>
+        public void Dispose()
+        {
+            _handle.Dispose();
+            if (!_committed)
+            {
+                TryDelete(Path);
+            }
+        }
     }
 
     /// <summary>Writes a folder's entries to disk (Linux; elsewhere a no-op). .NET cannot open a folder as a file.</summary>
@@ -149,71 +235,14 @@ public sealed class MediaFiles
     private const uint SyncFileRangeWrite = 2;
 
     [DllImport("libc.so.6", EntryPoint = "sync_file_range")]
-    private static extern int SyncFileRange(Microsoft.Win32.SafeHandles.SafeFileHandle fd, long offset, long nbytes, uint flags);
-
-    /// <summary>
-    /// Flushes a finished temp file to disk, renames it to <paramref name="destination"/> and syncs the folders whose
-    /// entries changed, so an answered upload survives a crash. Returns false (and deletes the temp file) when the
-    /// destination already exists: media are write-once.
-    /// </summary>
-    public static async Task<bool> CommitAsync(FileStream temp, string destination)
-    {
-        var path = temp.Name;
-        var folder = Path.GetDirectoryName(destination)!;
-        var created = new List<string>(); // the shard folders this call makes, deepest first
-        try
-        {
-            // Data first, then the name: after a crash the file is either complete or absent.
-            await temp.FlushAsync();
-            temp.Flush(flushToDisk: true);
-            await temp.DisposeAsync();
-            for (var f = folder; !Directory.Exists(f); f = Path.GetDirectoryName(f)!)
-            {
-                created.Add(f);
-            }
-
-            Directory.CreateDirectory(folder);
-            File.Move(path, destination, overwrite: false);
-        }
-        catch (IOException) when (File.Exists(destination))
-        {
-            TryDelete(path);
-            return false;
-        }
-        catch
-        {
-            await temp.DisposeAsync();
-            TryDelete(path);
-            throw;
-        }
-
-        // The new name (and any new folder) lives in its parent folder's entries, which fsync of the file does not
-        // write: without this, a crash before the file system's next journal commit could lose an answered upload.
-        SyncFolder(folder);
-        foreach (var made in created)
-        {
-            SyncFolder(Path.GetDirectoryName(made)!);
-        }
-
-        return true;
-    }
+    private static extern int SyncFileRange(SafeFileHandle fd, long offset, long nbytes, uint flags);
 
     /// <summary>Writes <paramref name="bytes"/> to <paramref name="destination"/> through a temp file (for thumbnails); false when it already exists.</summary>
-    public async Task<bool> WriteAsync(string destination, ReadOnlyMemory<byte> bytes, CancellationToken ct)
+    public bool Write(string destination, ReadOnlyMemory<byte> bytes)
     {
-        var temp = CreateTemp();
-        try
-        {
-            await temp.WriteAsync(bytes, ct);
-        }
-        catch
-        {
-            await temp.DisposeAsync();
-            TryDelete(temp.Name);
-            throw;
-        }
-
-        return await CommitAsync(temp, destination);
+        using var temp = CreateTemp();
+        temp.Append(new ReadOnlySequence<byte>(bytes));
+        return temp.Commit(destination);
     }
 
     /// <summary>Deletes an item's original and every thumbnail; returns whether anything was there.</summary>

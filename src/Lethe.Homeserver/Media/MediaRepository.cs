@@ -68,87 +68,61 @@ public sealed class MediaRepository : IDisposable
         await CheckUploadLimitsAsync(userId, declared ?? 0, ctx.RequestAborted);
 
         var mediaId = reserved?.MediaId ?? MediaFiles.NewMediaId();
-        var temp = Files.CreateTemp();
+        using var temp = Files.CreateTemp(); // deleted on the way out unless committed
         long size = 0;
-        long written = 0;
-        try
+        // Kestrel hands the body over one pool block (Http/LargeBlockMemoryPool) at a time as it comes off the socket;
+        // waiting for 128 KiB wakes this loop far less often (with 4 KiB blocks a 1 MiB body took 9 to 206 reads,
+        // then 1 to 7; each is a thread-pool hop), and each wake-up writes what arrived in one call and starts the disk
+        // on it, so the fsync at the end has less left to wait for.
+        var body = ctx.Request.BodyReader;
+        while (true)
         {
-            // Kestrel hands the body over one pool block (Http/LargeBlockMemoryPool) at a time as it comes off the socket;
-            // waiting for 128 KiB wakes this loop far less often (with 4 KiB blocks a 1 MiB body took 9 to 206 reads,
-            // then 1 to 7; each is a thread-pool hop), and each wake-up starts the disk on what arrived, so the fsync at
-            // the end has less left to wait for.
-            var body = ctx.Request.BodyReader;
-            while (true)
+            ReadResult read;
+            try
             {
-                ReadResult read;
-                try
-                {
-                    read = await body.ReadAtLeastAsync(CopyBufferSize, ctx.RequestAborted);
-                }
-                catch (Exception e) when (e is BadHttpRequestException or IOException or OperationCanceledException)
-                {
-                    if (ctx.RequestAborted.IsCancellationRequested)
-                    {
-                        // The client went away mid-body (a truncated upload): nobody to answer; the partial file goes below.
-                        throw new OperationCanceledException("The client disconnected during the upload", e, ctx.RequestAborted);
-                    }
-
-                    throw e is BadHttpRequestException { StatusCode: 413 }
-                        ? MatrixException.TooLarge($"The upload is larger than the {max} bytes this server accepts")
-                        : MatrixException.Of(400, ErrCode.Unknown, $"The upload ended early: {size} bytes arrived" + (declared is { } d ? $" of the {d} announced" : ""));
-                }
-
-                var chunk = read.Buffer;
-                size += chunk.Length;
-                if (size > max)
-                {
-                    throw MatrixException.TooLarge($"The upload is larger than the {max} bytes this server accepts");
-                }
-
-                foreach (var segment in chunk)
-                {
-                    await temp.WriteAsync(segment, ctx.RequestAborted);
-                }
-
-                body.AdvanceTo(chunk.End);
-                written = MediaFiles.StartWriteback(temp, written);
-                if (read.IsCompleted)
-                {
-                    break;
-                }
+                read = await body.ReadAtLeastAsync(CopyBufferSize, ctx.RequestAborted);
             }
-        }
-        catch
-        {
-            await temp.DisposeAsync();
-            MediaFiles.TryDelete(temp.Name);
-            throw;
+            catch (Exception e) when (e is BadHttpRequestException or IOException or OperationCanceledException)
+            {
+                if (ctx.RequestAborted.IsCancellationRequested)
+                {
+                    // The client went away mid-body (a truncated upload): nobody to answer; the partial file goes with temp.
+                    throw new OperationCanceledException("The client disconnected during the upload", e, ctx.RequestAborted);
+                }
+
+                throw e is BadHttpRequestException { StatusCode: 413 }
+                    ? MatrixException.TooLarge($"The upload is larger than the {max} bytes this server accepts")
+                    : MatrixException.Of(400, ErrCode.Unknown, $"The upload ended early: {size} bytes arrived" + (declared is { } d ? $" of the {d} announced" : ""));
+            }
+
+            var chunk = read.Buffer;
+            size += chunk.Length;
+            if (size > max)
+            {
+                throw MatrixException.TooLarge($"The upload is larger than the {max} bytes this server accepts");
+            }
+
+            temp.Append(chunk);
+            body.AdvanceTo(chunk.End);
+            if (read.IsCompleted)
+            {
+                break;
+            }
         }
 
         if (declared is { } expected && expected != size)
         {
-            await temp.DisposeAsync();
-            MediaFiles.TryDelete(temp.Name);
             throw MatrixException.Of(400, ErrCode.Unknown, $"The upload ended early: {size} bytes arrived of the {expected} announced");
         }
 
         if (declared is null && Config.UploadLimits.Count > 0)
         {
             // A chunked body announced no size: check the limits again now that it is known.
-            try
-            {
-                await CheckUploadLimitsAsync(userId, size, ctx.RequestAborted);
-            }
-            catch
-            {
-                await temp.DisposeAsync();
-                MediaFiles.TryDelete(temp.Name);
-                throw;
-            }
+            await CheckUploadLimitsAsync(userId, size, ctx.RequestAborted);
         }
 
         var path = Files.ContentPath(mediaId);
-        if (!await MediaFiles.CommitAsync(temp, path))
+        if (!temp.Commit(path))
         {
             throw CannotOverwrite();
         }
@@ -199,7 +173,7 @@ public sealed class MediaRepository : IDisposable
     {
         var mediaId = MediaFiles.NewMediaId();
         var path = Files.ContentPath(mediaId);
-        if (!await Files.WriteAsync(path, bytes, ct))
+        if (!Files.Write(path, bytes))
         {
             throw CannotOverwrite();
         }
@@ -539,7 +513,7 @@ public sealed class MediaRepository : IDisposable
 
         _hs.Metrics.MediaThumbnailsGenerated.Add(1);
         var path = Files.ThumbnailPath(media.MediaId, size.Width, size.Height, thumbnail.ContentType, size.Method);
-        await Files.WriteAsync(path, thumbnail.Bytes, ct);
+        Files.Write(path, thumbnail.Bytes);
         await Store.AddThumbnailAsync(new ThumbnailRecord
         {
             MediaId = media.MediaId,
