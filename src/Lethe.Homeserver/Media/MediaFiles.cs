@@ -84,8 +84,11 @@ public sealed class MediaFiles
     public string ThumbnailPath(string mediaId, int width, int height, string contentType, string method) =>
         Path.Combine(ThumbnailFolder(mediaId), $"{width}-{height}-{contentType.Replace('/', '-')}-{method}");
 
-    /// <summary>A new temp file, open for writing; <see cref="Commit"/> it or dispose it (which deletes it).</summary>
-    public TempFile CreateTemp() => new(Path.Combine(_tmp, Guid.NewGuid().ToString("N") + ".part"));
+    /// <summary>
+    /// A new temp file, open for writing, that <see cref="TempFile.Commit"/> renames to <paramref name="destination"/>
+    /// (or that is deleted when disposed uncommitted).
+    /// </summary>
+    public TempFile CreateTemp(string destination) => new(Path.Combine(_tmp, Guid.NewGuid().ToString("N") + ".part"), destination);
 
     /// <summary>
     /// A file being written under <c>tmp/</c>: appended to with plain (gathering) writes into the page cache, straight
@@ -96,12 +99,25 @@ public sealed class MediaFiles
     public sealed class TempFile : IDisposable
     {
         private readonly SafeFileHandle _handle;
+        private readonly string _destination;
+        private readonly List<string> _createdFolders = []; // the shard folders this file's creation made, deepest first
         private readonly List<ReadOnlyMemory<byte>> _pieces = [];
         private bool _committed;
 
-        internal TempFile(string path)
+        internal TempFile(string path, string destination)
         {
             Path = path;
+            _destination = destination;
+
+            // The destination's shard folders are made now, while the body is still arriving, rather than after the
+            // fsync: that takes them off the path to the answer, and the file's fsync then writes them to disk with it.
+            var folder = System.IO.Path.GetDirectoryName(destination)!;
+            for (var f = folder; !Directory.Exists(f); f = System.IO.Path.GetDirectoryName(f)!)
+            {
+                _createdFolders.Add(f);
+            }
+
+            Directory.CreateDirectory(folder);
             _handle = File.OpenHandle(path, FileMode.CreateNew, FileAccess.Write);
         }
 
@@ -147,37 +163,29 @@ public sealed class MediaFiles
         }
 
         /// <summary>
-        /// Flushes the file to disk, renames it to <paramref name="destination"/> and syncs the folders whose entries
-        /// changed, so an answered upload survives a crash. Returns false (and deletes the temp file) when the
-        /// destination already exists: media are write-once.
+        /// Flushes the file to disk, renames it to its destination and syncs the folders whose entries changed, so an
+        /// answered upload survives a crash. Returns false (and leaves the temp file for disposal) when the destination
+        /// already exists: media are write-once.
         /// </summary>
-        public bool Commit(string destination)
+        public bool Commit()
         {
-            var folder = System.IO.Path.GetDirectoryName(destination)!;
-            var created = new List<string>(); // the shard folders this call makes, deepest first
             try
             {
                 // Data first, then the name: after a crash the file is either complete or absent.
                 RandomAccess.FlushToDisk(_handle);
                 _handle.Dispose();
-                for (var f = folder; !Directory.Exists(f); f = System.IO.Path.GetDirectoryName(f)!)
-                {
-                    created.Add(f);
-                }
-
-                Directory.CreateDirectory(folder);
-                File.Move(Path, destination, overwrite: false);
+                File.Move(Path, _destination, overwrite: false);
                 _committed = true;
             }
-            catch (IOException) when (File.Exists(destination))
+            catch (IOException) when (File.Exists(_destination))
             {
-                return false; // Dispose deletes the temp file
+                return false;
             }
 
             // The new name (and any new folder) lives in its parent folder's entries, which fsync of the file does not
             // write: without this, a crash before the file system's next journal commit could lose an answered upload.
-            SyncFolder(folder);
-            foreach (var made in created)
+            SyncFolder(System.IO.Path.GetDirectoryName(_destination)!);
+            foreach (var made in _createdFolders)
             {
                 SyncFolder(System.IO.Path.GetDirectoryName(made)!);
             }
@@ -240,9 +248,9 @@ public sealed class MediaFiles
     /// <summary>Writes <paramref name="bytes"/> to <paramref name="destination"/> through a temp file (for thumbnails); false when it already exists.</summary>
     public bool Write(string destination, ReadOnlyMemory<byte> bytes)
     {
-        using var temp = CreateTemp();
+        using var temp = CreateTemp(destination);
         temp.Append(new ReadOnlySequence<byte>(bytes));
-        return temp.Commit(destination);
+        return temp.Commit();
     }
 
     /// <summary>Deletes an item's original and every thumbnail; returns whether anything was there.</summary>

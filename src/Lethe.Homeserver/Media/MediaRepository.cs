@@ -68,7 +68,8 @@ public sealed class MediaRepository : IDisposable
         await CheckUploadLimitsAsync(userId, declared ?? 0, ctx.RequestAborted);
 
         var mediaId = reserved?.MediaId ?? MediaFiles.NewMediaId();
-        using var temp = Files.CreateTemp(); // deleted on the way out unless committed
+        var path = Files.ContentPath(mediaId);
+        using var temp = Files.CreateTemp(path); // deleted on the way out unless committed
         long size = 0;
         // Kestrel hands the body over one pool block (Http/LargeBlockMemoryPool) at a time as it comes off the socket;
         // waiting for 128 KiB wakes this loop far less often (with 4 KiB blocks a 1 MiB body took 9 to 206 reads,
@@ -121,8 +122,7 @@ public sealed class MediaRepository : IDisposable
             await CheckUploadLimitsAsync(userId, size, ctx.RequestAborted);
         }
 
-        var path = Files.ContentPath(mediaId);
-        if (!temp.Commit(path))
+        if (!temp.Commit())
         {
             throw CannotOverwrite();
         }
