@@ -99,20 +99,22 @@ public sealed class MediaFiles
     public sealed class TempFile : IDisposable
     {
         private readonly SafeFileHandle _handle;
+        private readonly string _path;
         private readonly string _destination;
         private readonly List<string> _createdFolders = []; // the shard folders this file's creation made, deepest first
         private readonly List<ReadOnlyMemory<byte>> _pieces = [];
+        private long _length;
         private bool _committed;
 
         internal TempFile(string path, string destination)
         {
-            Path = path;
+            _path = path;
             _destination = destination;
 
             // The destination's shard folders are made now, while the body is still arriving, rather than after the
             // fsync: that takes them off the path to the answer, and the file's fsync then writes them to disk with it.
-            var folder = System.IO.Path.GetDirectoryName(destination)!;
-            for (var f = folder; !Directory.Exists(f); f = System.IO.Path.GetDirectoryName(f)!)
+            var folder = Path.GetDirectoryName(destination)!;
+            for (var f = folder; !Directory.Exists(f); f = Path.GetDirectoryName(f)!)
             {
                 _createdFolders.Add(f);
             }
@@ -121,18 +123,12 @@ public sealed class MediaFiles
             _handle = File.OpenHandle(path, FileMode.CreateNew, FileAccess.Write);
         }
 
-        /// <summary>The temp file's path.</summary>
-        public string Path { get; }
-
-        /// <summary>Bytes written so far.</summary>
-        public long Length { get; private set; }
-
         /// <summary>Appends <paramref name="bytes"/> (one system call however many segments) and starts writing them to disk.</summary>
         public void Append(in ReadOnlySequence<byte> bytes)
         {
             if (bytes.IsSingleSegment)
             {
-                RandomAccess.Write(_handle, bytes.FirstSpan, Length);
+                RandomAccess.Write(_handle, bytes.FirstSpan, _length);
             }
             else
             {
@@ -142,11 +138,11 @@ public sealed class MediaFiles
                     _pieces.Add(segment);
                 }
 
-                RandomAccess.Write(_handle, _pieces, Length);
+                RandomAccess.Write(_handle, _pieces, _length);
             }
 
-            StartWriteback(Length, bytes.Length);
-            Length += bytes.Length;
+            StartWriteback(_length, bytes.Length);
+            _length += bytes.Length;
         }
 
         /// <summary>
@@ -174,7 +170,7 @@ public sealed class MediaFiles
                 // Data first, then the name: after a crash the file is either complete or absent.
                 RandomAccess.FlushToDisk(_handle);
                 _handle.Dispose();
-                File.Move(Path, _destination, overwrite: false);
+                File.Move(_path, _destination, overwrite: false);
                 _committed = true;
             }
             catch (IOException) when (File.Exists(_destination))
@@ -184,10 +180,10 @@ public sealed class MediaFiles
 
             // The new name (and any new folder) lives in its parent folder's entries, which fsync of the file does not
             // write: without this, a crash before the file system's next journal commit could lose an answered upload.
-            SyncFolder(System.IO.Path.GetDirectoryName(_destination)!);
+            SyncFolder(Path.GetDirectoryName(_destination)!);
             foreach (var made in _createdFolders)
             {
-                SyncFolder(System.IO.Path.GetDirectoryName(made)!);
+                SyncFolder(Path.GetDirectoryName(made)!);
             }
 
             return true;
@@ -199,7 +195,7 @@ public sealed class MediaFiles
             _handle.Dispose();
             if (!_committed)
             {
-                TryDelete(Path);
+                TryDelete(_path);
             }
         }
     }
