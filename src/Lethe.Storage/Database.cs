@@ -86,6 +86,12 @@ public abstract class Database : IAsyncDisposable
     /// </summary>
     public abstract Task CompactAfterDeleteAsync(CancellationToken ct = default);
 
+    /// <summary>
+    /// Completes when the engine's own background upkeep (SQLite's WAL checkpoint) is not running: bulk background
+    /// deletions wait on it between batches so that upkeep has the disk to itself and finishes quickly.
+    /// </summary>
+    public virtual Task UpkeepIdleAsync() => Task.CompletedTask;
+
     /// <summary>Serialises migrations across processes sharing the database, inside the given transaction.</summary>
     internal abstract Task LockForMigrationAsync(DbTransaction tx, CancellationToken ct);
 

@@ -224,6 +224,41 @@ public sealed class SqliteStorageTests : StorageTests
     }
 
     [Fact]
+    public async Task DeletedRowsGiveTheirPagesBackAtCommitEvenInADatabaseMadeWithIncrementalVacuum()
+    {
+        // A database as releases before FULL auto-vacuum made it, with a megabyte deleted and not yet vacuumed.
+        var options = TestDatabases.New(DatabaseEngine.Sqlite);
+        await using (var conn = new SqliteConnection($"Data Source={options.SqlitePath};Pooling=False"))
+        {
+            await conn.OpenAsync(TestContext.Current.CancellationToken);
+            await conn.ExecuteAsync(
+                """
+                PRAGMA auto_vacuum=INCREMENTAL; PRAGMA journal_mode=WAL;
+                CREATE TABLE bulk (id INTEGER PRIMARY KEY, body BLOB);
+                WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 256) INSERT INTO bulk (body) SELECT randomblob(4000) FROM n;
+                DELETE FROM bulk;
+                """);
+            Assert.True(await conn.ExecuteScalarAsync<long>("PRAGMA freelist_count") > 200);
+        }
+
+        // Opening it switches it to FULL, which returns those pages; from then on a commit returns what it frees.
+        await using var db = await Database.OpenAsync(options);
+        async Task<(long Mode, long Free, long Pages)> PagesAsync() => await db.ReadAsync(async c =>
+            (await c.ExecuteScalarAsync<long>("PRAGMA auto_vacuum"), await c.ExecuteScalarAsync<long>("PRAGMA freelist_count"), await c.ExecuteScalarAsync<long>("PRAGMA page_count")));
+        var opened = await PagesAsync();
+        Assert.Equal((1L, 0L), (opened.Mode, opened.Free));
+
+        await db.WriteAsync(tx => tx.Connection!.ExecuteAsync(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 256) INSERT INTO bulk (body) SELECT randomblob(4000) FROM n", transaction: tx));
+        var grown = await PagesAsync();
+        Assert.True(grown.Pages >= opened.Pages + 256, $"{grown.Pages} pages after writing 256 of them to {opened.Pages}");
+        await db.WriteAsync(tx => tx.Connection!.ExecuteAsync("DELETE FROM bulk", transaction: tx));
+        var shrunk = await PagesAsync();
+        Assert.Equal(0, shrunk.Free);
+        Assert.True(shrunk.Pages <= opened.Pages, $"{shrunk.Pages} pages after deleting, {opened.Pages} before writing");
+    }
+
+    [Fact]
     public async Task DeletedRowsDoNotLingerInTheFile()
     {
         const string marker = "lethe-secret-marker-5f2c";
