@@ -105,12 +105,48 @@ public sealed class RetentionStore(Database db)
                 ORDER BY e.stream_ordering DESC LIMIT 1)
             WHERE room_id = @roomId AND {In("event_id")}
             """, new { roomId, ids }, tx);
-        await conn.ExecuteAsync(TxnRowsDelete(In("e.event_id")), new { ids, send = "send:" + roomId, redact = "redact:" + roomId }, tx);
         await conn.ExecuteAsync($"DELETE FROM event_relations WHERE {In("event_id")}", new { ids }, tx);
         await conn.ExecuteAsync($"DELETE FROM event_expiries WHERE {In("event_id")}", new { ids }, tx);
         await conn.ExecuteAsync($"DELETE FROM redaction_gc_queue WHERE {In("event_id")}", new { ids }, tx);
         await PushStore.DeleteActionsAsync(tx, In("event_id"), new { ids });
-        return await conn.ExecuteAsync($"DELETE FROM events WHERE room_id = @roomId AND {In("event_id")}", new { roomId, ids }, tx);
+
+        // The rows say which transaction IDs to forget, so those are deleted by their key without reading the events
+        // again: a join back to events for them cost a quarter as much as the events' own deletion.
+        var deleted = (await conn.QueryAsync<(string Sender, string? Device, string? TxnId)>(
+            $"DELETE FROM events WHERE room_id = @roomId AND {In("event_id")} RETURNING sender, sender_device, txn_id", new { roomId, ids }, tx)).AsList();
+        var sent = deleted.Where(e => e.Device is not null && e.TxnId is not null).ToList();
+        if (sent.Count > 0)
+        {
+            await DeleteTxnIdsAsync(tx, roomId, sent.ConvertAll(e => (e.Sender, e.Device!, e.TxnId!)));
+        }
+
+        return deleted.Count;
+    }
+
+    /// <summary>Deletes the transaction IDs of sent events, given as (sender, device, transaction ID), in each of the room's scopes.</summary>
+    private async Task DeleteTxnIdsAsync(DbTransaction tx, string roomId, List<(string User, string Device, string TxnId)> sent)
+    {
+        const string Scopes = "(SELECT CAST(@send AS TEXT) AS scope UNION ALL SELECT CAST(@redact AS TEXT) UNION ALL SELECT 'server_notice') s";
+        var send = "send:" + roomId;
+        var redact = "redact:" + roomId;
+        if (db.Engine == DatabaseEngine.Postgres)
+        {
+            await tx.Connection!.ExecuteAsync(
+                $"""
+                DELETE FROM event_txns WHERE (user_id, device_id, scope, txn_id) IN (
+                    SELECT x.u, x.d, s.scope, x.t FROM unnest(@users, @devices, @txnIds) AS x(u, d, t), {Scopes})
+                """,
+                new { users = sent.ConvertAll(e => e.User).ToArray(), devices = sent.ConvertAll(e => e.Device).ToArray(), txnIds = sent.ConvertAll(e => e.TxnId).ToArray(), send, redact },
+                tx);
+            return;
+        }
+
+        var txns = System.Text.Json.JsonSerializer.Serialize(sent.ConvertAll(e => new[] { e.User, e.Device, e.TxnId }));
+        await tx.Connection!.ExecuteAsync(
+            $"""
+            DELETE FROM event_txns WHERE (user_id, device_id, scope, txn_id) IN (
+                SELECT json_extract(x.value, '$[0]'), json_extract(x.value, '$[1]'), s.scope, json_extract(x.value, '$[2]') FROM json_each(@txns) x, {Scopes})
+            """, new { txns, send, redact }, tx);
     }
 
     /// <summary>

@@ -585,8 +585,8 @@ public static class ConfigLoader
 
         return new RetentionConfig
         {
-            PurgeBatchSize = (int)r.Integer("purge_batch_size", 200, 1, 100_000),
-            PurgeBatchDelay = r.Duration("purge_batch_delay", 1)!.Value,
+            PurgeBatchSize = (int)r.Integer("purge_batch_size", 500, 1, 100_000),
+            PurgeBatchDelay = r.Duration("purge_batch_delay", 0)!.Value,
             Enabled = r.Bool("enabled", false),
             DefaultMinLifetime = min,
             DefaultMaxLifetime = max,

@@ -241,6 +241,10 @@ public sealed partial class RetentionPurger(HomeserverServices hs, ILogger logge
 
             while (!ct.IsCancellationRequested)
             {
+                // A checkpoint copying the WAL needs the disk for a moment with writes held back (SQLite); with the purge
+                // writing alongside, that moment stretched to 55–90 ms and every send waited it out (docs/benchmarks.md).
+                await hs.Database.UpkeepIdleAsync().WaitAsync(ct);
+
                 // The cutoff is taken per batch, from the same policy and the same clock that hide events.
                 var cutoff = policy.ExpiryCutoff(hs.NowMs)!.Value;
                 var batch = await hs.Retention.ExpiredBatchAsync(roomId, cutoff, config.PurgeBatchSize, ct);
