@@ -12,7 +12,9 @@ namespace Lethe.Bench;
 /// <para>
 /// Sending a million messages through the API would take most of an hour, so the history is made the way an import
 /// would: each room gets one real message through the API, the server stops, and the message's stored row is copied
-/// with fresh event IDs, timestamps two days old and stream positions below every live one (where backfilled history
+/// with fresh random event IDs (as real ones, which are hashes: numbered IDs sat side by side in the event ID index, so
+/// a batch touched a few of its pages instead of one per event, and the purge measured 2.8× faster than on real
+/// IDs), timestamps two days old and stream positions below every live one (where backfilled history
 /// lives). The purge then deletes exactly what it would delete after a real import.
 /// </para>
 /// </summary>
@@ -74,7 +76,7 @@ public static class PurgeBench
                     """
                     WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < @count - 1)
                     INSERT INTO events (event_id, stream_ordering, room_id, type, state_key, sender, origin_server_ts, depth, state_group, json, received_ts)
-                    SELECT '$bench' || CAST(@top - i AS TEXT), @top - i, e.room_id, e.type, NULL, e.sender, @old + i, e.depth, e.state_group, e.json, @old + i
+                    SELECT '$' || lower(hex(randomblob(22))), @top - i, e.room_id, e.type, NULL, e.sender, @old + i, e.depth, e.state_group, e.json, @old + i
                     FROM n, events e
                     WHERE e.room_id = @room AND e.type = 'm.room.message'
                       AND e.stream_ordering = (SELECT MIN(stream_ordering) FROM events WHERE room_id = @room AND type = 'm.room.message')
