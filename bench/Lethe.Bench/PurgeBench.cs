@@ -69,14 +69,16 @@ public static class PurgeBench
         {
             var old = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - (2 * Day);
             var next = -1L;
+            // 44 random hex digits, about as long as a real event ID's 43 base64 characters.
+            var randomHex = db.Engine == DatabaseEngine.Postgres ? "md5(random()::text) || substr(md5(random()::text), 1, 12)" : "lower(hex(randomblob(22)))";
             foreach (var room in rooms)
             {
                 var top = next;
                 await db.WriteAsync(tx => tx.Connection!.ExecuteAsync(
-                    """
+                    $"""
                     WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < @count - 1)
                     INSERT INTO events (event_id, stream_ordering, room_id, type, state_key, sender, origin_server_ts, depth, state_group, json, received_ts)
-                    SELECT '$' || lower(hex(randomblob(22))), @top - i, e.room_id, e.type, NULL, e.sender, @old + i, e.depth, e.state_group, e.json, @old + i
+                    SELECT '$' || {randomHex}, @top - i, e.room_id, e.type, NULL, e.sender, @old + i, e.depth, e.state_group, e.json, @old + i
                     FROM n, events e
                     WHERE e.room_id = @room AND e.type = 'm.room.message'
                       AND e.stream_ordering = (SELECT MIN(stream_ordering) FROM events WHERE room_id = @room AND type = 'm.room.message')
