@@ -348,7 +348,7 @@ public sealed class SqliteDatabase : Database
     /// <remarks>
     /// What the pass under the write lock has to copy and fsync is what was committed while the last pass ran. During a
     /// retention purge one pass copied ~13,000 frames in 130–160 ms while the purge committed ~1,000 more, and copying
-    /// those under the lock held every send back for 55–80 ms; each further pass copies only what arrived during the
+    /// those under the lock held every send back for 55–90 ms; each further pass copies only what arrived during the
     /// one before, so the remainder shrinks to a few commits' worth.
     /// </remarks>
     private static async Task CatchUpAsync(DbCommand cmd, CancellationToken ct)
