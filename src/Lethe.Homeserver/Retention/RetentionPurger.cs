@@ -241,10 +241,6 @@ public sealed partial class RetentionPurger(HomeserverServices hs, ILogger logge
 
             while (!ct.IsCancellationRequested)
             {
-                // A checkpoint copying the WAL needs the disk for a moment with writes held back (SQLite); with the purge
-                // writing alongside, that moment stretched to 55–90 ms and every send waited it out (docs/benchmarks.md).
-                await hs.Database.UpkeepIdleAsync().WaitAsync(ct);
-
                 // The cutoff is taken per batch, from the same policy and the same clock that hide events.
                 var cutoff = policy.ExpiryCutoff(hs.NowMs)!.Value;
                 var batch = await hs.Retention.ExpiredBatchAsync(roomId, cutoff, config.PurgeBatchSize, ct);
@@ -253,21 +249,9 @@ public sealed partial class RetentionPurger(HomeserverServices hs, ILogger logge
                     break;
                 }
 
-                var (deleted, leased, orphans) = await hs.Database.WriteAsync(async tx =>
-                {
-                    var orphaned = await hs.Media.Store.ReleaseReferencesAsync(tx, batch);
-                    var n = await hs.Retention.PurgeAsync(tx, roomId, batch);
-                    return (n, await JobStore.ProgressAsync(tx, name, _instance, n, hs.NowMs, hs.NowMs + LeaseMs), orphaned);
-                }, ct);
-
-                // Media only these events named goes with them (a crash here is caught up by the media expiry job).
-                await hs.Media.DeleteOrphansAsync(orphans, ct);
-                hs.Push.Counts.RecountRoom(roomId);
-                foreach (var id in batch)
-                {
-                    hs.Events.Forget(id);
-                }
-
+                var leased = false;
+                var deleted = await hs.RoomPurge.DeleteEventsAsync(roomId, batch, ct, async (tx, n) =>
+                    leased = await JobStore.ProgressAsync(tx, name, _instance, n, hs.NowMs, hs.NowMs + LeaseMs));
                 purged += deleted;
                 hs.Metrics.RetentionPurgedEvents.Add(deleted, new KeyValuePair<string, object?>("job", name));
                 if (!leased)
