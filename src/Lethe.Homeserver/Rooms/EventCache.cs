@@ -5,9 +5,21 @@ using Microsoft.Extensions.Caching.Memory;
 namespace Lethe.Homeserver.Rooms;
 
 /// <summary>Recently used events, parsed, in front of the events table. Entries are replaced when an event is redacted.</summary>
+/// <remarks>
+/// Bounded by the memory the entries take, not by their number: a cached event takes about three times its JSON
+/// (its bytes, the parsed content, its IDs; 1.9 KB for a 632-byte message, measured with dotnet-gcdump). The bound
+/// was 5,000 entries, which was 10 MB of heap for short messages, and would have been over 600 MB for events near the
+/// 64 KiB limit.
+/// </remarks>
 public sealed class EventCache(EventStore events, RoomDirectory rooms) : IDisposable
 {
-    private readonly MemoryCache _cache = new(new MemoryCacheOptions { SizeLimit = 5_000 });
+    /// <summary>Estimated bytes the cached events may take: about 2,000 short messages, 20 of the largest events.</summary>
+    public const long Budget = 4 * 1024 * 1024;
+
+    private readonly MemoryCache _cache = new(new MemoryCacheOptions { SizeLimit = Budget });
+
+    /// <summary>How many events are cached now.</summary>
+    public int Count => _cache.Count;
 
     /// <summary>One event, or null when unknown.</summary>
     public async Task<StoredEvent?> GetAsync(string eventId, CancellationToken ct = default)
@@ -73,7 +85,10 @@ public sealed class EventCache(EventStore events, RoomDirectory rooms) : IDispos
     }
 
     /// <summary>Caches a freshly persisted event, in its compact form (a parsed event's whole tree is several times its size).</summary>
-    public void Put(StoredEvent e) => _cache.Set(e.EventId, e.Compact(), new MemoryCacheEntryOptions { Size = 1 });
+    public void Put(StoredEvent e) => _cache.Set(e.EventId, e.Compact(), new MemoryCacheEntryOptions { Size = EstimatedSize(e) });
+
+    /// <summary>The heap an entry takes, roughly (see the remarks on the class).</summary>
+    public static long EstimatedSize(StoredEvent e) => 256 + 3L * e.Row.Json.Length;
 
     /// <summary>Drops an event (after a redaction changes how it is served).</summary>
     public void Forget(string eventId) => _cache.Remove(eventId);

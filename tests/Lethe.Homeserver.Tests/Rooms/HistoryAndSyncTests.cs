@@ -69,6 +69,35 @@ public abstract class HistoryAndSyncTests(DatabaseEngine engine) : IAsyncLifetim
     }
 
     [Fact]
+    public async Task LargeEventsAreCachedByTheirSizeAndStayReadableOnceEvicted()
+    {
+        // 60 messages of 60 KB: cached by count (the old bound, 5,000 entries) they would all stay, about 11 MB of
+        // heap; bounded by size, about 20 of them fit.
+        var alice = await _server.RegisterAsync("alice");
+        var roomId = await alice.CreateRoomAsync();
+        var bodies = Enumerable.Range(0, 60).Select(i => i + new string('x', 60_000)).ToList();
+        var ids = new List<string>();
+        foreach (var body in bodies)
+        {
+            ids.Add(await alice.SendTextAsync(roomId, body));
+        }
+
+        var cache = _server.Host.Services.Events;
+        var deadline = Stopwatch.StartNew();
+        while (cache.Count > 30 && deadline.Elapsed < TimeSpan.FromSeconds(10))
+        {
+            await Task.Delay(20); // the cache compacts in the background once over its budget
+        }
+
+        Assert.InRange(cache.Count, 1, 30);
+        for (var i = 0; i < ids.Count; i += 7)
+        {
+            var e = (await alice.GetAsync($"/_matrix/client/v3/rooms/{roomId}/event/{Uri.EscapeDataString(ids[i])}")).Ok();
+            Assert.Equal(bodies[i], e["content"]!["body"]!.GetValue<string>());
+        }
+    }
+
+    [Fact]
     public async Task PrevBatchFromSyncContinuesIntoMessages()
     {
         var alice = await _server.RegisterAsync("bea");
