@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using System.Text.Json.Nodes;
 using Lethe.Homeserver.Http;
 using Lethe.Protocol.Events;
@@ -6,6 +5,7 @@ using Lethe.Protocol.Identifiers;
 using Lethe.Storage;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
+using Lethe.Protocol.Crypto;
 
 namespace Lethe.Homeserver.Accounts;
 
@@ -236,7 +236,7 @@ public static class AccountEndpoints
     {
         while (true)
         {
-            var candidate = RandomNumberGenerator.GetInt32(10_000_000, 99_999_999).ToString(System.Globalization.CultureInfo.InvariantCulture);
+            var candidate = SecureRandom.Int32(10_000_000, 99_999_999).ToString(System.Globalization.CultureInfo.InvariantCulture);
             if (!await hs.Users.ExistsAsync("@" + candidate + ":" + hs.ServerName, ct))
             {
                 return candidate;

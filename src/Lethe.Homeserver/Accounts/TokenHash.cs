@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using System.Text;
 using Lethe.Protocol.Crypto;
 
@@ -8,10 +7,10 @@ namespace Lethe.Homeserver.Accounts;
 public static class TokenHash
 {
     /// <summary>A new 256-bit random token with a readable prefix (e.g. <c>lat_</c> access, <c>lrt_</c> refresh).</summary>
-    public static string NewToken(string prefix) => prefix + Base64Unpadded.EncodeUrlSafe(RandomNumberGenerator.GetBytes(32));
+    public static string NewToken(string prefix) => prefix + Base64Unpadded.EncodeUrlSafe(SecureRandom.Bytes(32));
 
     /// <summary>SHA-256 of the token text, base64: what the database holds.</summary>
-    public static string Of(string token) => Base64Unpadded.Encode(SHA256.HashData(Encoding.UTF8.GetBytes(token)));
+    public static string Of(string token) => Base64Unpadded.Encode(Sha256.Hash(Encoding.UTF8.GetBytes(token)));
 
     /// <summary>A new device ID: ten upper-case letters, as Synapse generates them.</summary>
     public static string NewDeviceId()
@@ -19,7 +18,7 @@ public static class TokenHash
         Span<char> chars = stackalloc char[10];
         for (var i = 0; i < chars.Length; i++)
         {
-            chars[i] = (char)('A' + RandomNumberGenerator.GetInt32(26));
+            chars[i] = (char)('A' + SecureRandom.Int32(26));
         }
 
         return new string(chars);

@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Security.Cryptography;
 using System.Text.Json.Nodes;
 using Lethe.Homeserver.Http;
 using Lethe.Protocol.Crypto;
@@ -157,7 +156,7 @@ public sealed class UserInteractiveAuth(
 
     private Session NewSession(string method, string path)
     {
-        var session = new Session(Base64Unpadded.EncodeUrlSafe(RandomNumberGenerator.GetBytes(18)), method, path, clock.GetUtcNow());
+        var session = new Session(Base64Unpadded.EncodeUrlSafe(SecureRandom.Bytes(18)), method, path, clock.GetUtcNow());
         _sessions[session.Id] = session;
         return session;
     }

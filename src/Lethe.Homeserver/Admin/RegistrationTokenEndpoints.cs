@@ -1,10 +1,10 @@
-using System.Security.Cryptography;
 using System.Text.Json.Nodes;
 using Lethe.Homeserver.Accounts;
 using Lethe.Homeserver.Http;
 using Lethe.Storage;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
+using Lethe.Protocol.Crypto;
 
 namespace Lethe.Homeserver.Admin;
 
@@ -111,7 +111,7 @@ public static class RegistrationTokenEndpoints
         {
             for (var i = 0; i < span.Length; i++)
             {
-                span[i] = Alphabet[RandomNumberGenerator.GetInt32(Alphabet.Length)];
+                span[i] = Alphabet[SecureRandom.Int32(Alphabet.Length)];
             }
         });
     }

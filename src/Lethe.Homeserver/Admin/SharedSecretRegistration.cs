@@ -37,7 +37,7 @@ public static class SharedSecretRegistration
                 }
             }
 
-            var nonce = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32));
+            var nonce = Convert.ToHexStringLower(SecureRandom.Bytes(32));
             nonces[nonce] = hs.Clock.GetUtcNow() + NonceLifetime;
             return ValueTask.FromResult<JsonNode>(new JsonObject { ["nonce"] = nonce });
         });

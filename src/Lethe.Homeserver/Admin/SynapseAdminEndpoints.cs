@@ -8,6 +8,7 @@ using Lethe.Protocol.Json;
 using Lethe.Storage;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
+using Lethe.Protocol.Crypto;
 
 namespace Lethe.Homeserver.Admin;
 
@@ -225,7 +226,7 @@ public static class SynapseAdminEndpoints
 
             var purge = body.OptionalBool("purge", true);
             var force = body.OptionalBool("force_purge", false);
-            var deleteId = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(8));
+            var deleteId = Convert.ToHexStringLower(SecureRandom.Bytes(8));
             deletions[deleteId] = new RoomDeletion(roomId, purge ? "purging" : "shutting_down");
             _ = Task.Run(async () =>
             {
@@ -341,7 +342,7 @@ public static class SynapseAdminEndpoints
             }
 
             var deleteLocal = body.OptionalBool("delete_local_events", false);
-            var purgeId = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(8));
+            var purgeId = Convert.ToHexStringLower(SecureRandom.Bytes(8));
             purges[purgeId] = "active";
             _ = Task.Run(async () =>
             {

@@ -1,7 +1,7 @@
 using System.Buffers;
 using System.Runtime.InteropServices;
-using System.Security.Cryptography;
 using Microsoft.Win32.SafeHandles;
+using Lethe.Protocol.Crypto;
 
 namespace Lethe.Homeserver.Media;
 
@@ -50,7 +50,7 @@ public sealed class MediaFiles
     public string Root => _root;
 
     /// <summary>A new random media ID (24 letters, as Synapse makes them).</summary>
-    public static string NewMediaId() => RandomNumberGenerator.GetString(IdAlphabet, 24);
+    public static string NewMediaId() => SecureRandom.String(IdAlphabet, 24);
 
     /// <summary>
     /// Whether <paramref name="mediaId"/> could name local media: the spec's alphabet (letters, digits, '_' and '-') and

@@ -1,12 +1,12 @@
 using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Http.Headers;
-using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json.Nodes;
 using Lethe.Homeserver.Configuration;
 using Lethe.Homeserver.Http;
 using Lethe.Storage;
+using Lethe.Protocol.Crypto;
 
 namespace Lethe.Homeserver.Media;
 
@@ -74,7 +74,7 @@ public sealed class UrlPreviewer : IDisposable
         CheckUrl(uri);
         var now = _hs.NowMs;
         var at = ts ?? now;
-        var hash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(url)));
+        var hash = Convert.ToHexStringLower(Sha256.Hash(Encoding.UTF8.GetBytes(url)));
         if (await _media.Store.GetPreviewAsync(hash, at, ct) is { } cached && cached.ExpiresTs > at && cached.ExpiresTs > now)
         {
             return JsonNode.Parse(cached.Og)!.AsObject();

@@ -6,6 +6,7 @@ using System.Text.Json.Nodes;
 using Lethe.Homeserver.Rooms;
 using Lethe.Protocol.Json;
 using Lethe.Storage;
+using Lethe.Protocol.Crypto;
 
 namespace Lethe.Homeserver.Privacy;
 
@@ -390,7 +391,7 @@ public sealed class UserExport(HomeserverServices hs)
         }
 
         // Different IDs can map to the same name (":" and "_" both become "_"): a short hash keeps them apart.
-        var hash = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(roomId)))[..8];
+        var hash = Convert.ToHexStringLower(Sha256.Hash(Encoding.UTF8.GetBytes(roomId)))[..8];
         return name.Append('-').Append(hash).ToString();
     }
 }

@@ -1,5 +1,4 @@
 using System.Collections.Immutable;
-using System.Security.Cryptography;
 using System.Text.Json.Nodes;
 using Lethe.Homeserver.Http;
 using Lethe.Homeserver.Sync;
@@ -367,7 +366,7 @@ public sealed class RoomEventPipeline(
         {
             for (var i = 0; i < span.Length; i++)
             {
-                span[i] = Alphabet[RandomNumberGenerator.GetInt32(Alphabet.Length)];
+                span[i] = Alphabet[SecureRandom.Int32(Alphabet.Length)];
             }
         });
     }

@@ -15,7 +15,7 @@ public static class Ed25519
     public const int SignatureLength = Sodium.SignatureBytes;
 
     /// <summary>Returns a fresh random 32-byte seed.</summary>
-    public static byte[] GenerateSeed() => RandomNumberGenerator.GetBytes(SeedLength);
+    public static byte[] GenerateSeed() => SecureRandom.Bytes(SeedLength);
 
     /// <summary>Expands a seed into (public key, libsodium secret key).</summary>
     public static (byte[] PublicKey, byte[] SecretKey) KeyPairFromSeed(ReadOnlySpan<byte> seed)

@@ -2,7 +2,7 @@ using System.Runtime.InteropServices;
 
 namespace Lethe.Protocol.Crypto;
 
-/// <summary>P/Invoke bindings to Debian's libsodium (libsodium23): ed25519 and Argon2id, the primitives Synapse also uses.</summary>
+/// <summary>P/Invoke bindings to Debian's libsodium (libsodium23): ed25519 and Argon2id, the primitives Synapse also uses, and its random bytes and SHA-256.</summary>
 internal static partial class Sodium
 {
     private const string Lib = "libsodium.so.23";
@@ -50,4 +50,13 @@ internal static partial class Sodium
 
     [LibraryImport(Lib)]
     internal static partial void sodium_memzero(Span<byte> pnt, nuint len);
+
+    [LibraryImport(Lib)]
+    internal static partial void randombytes_buf(Span<byte> buf, nuint size);
+
+    [LibraryImport(Lib)]
+    internal static partial uint randombytes_uniform(uint upperBound);
+
+    [LibraryImport(Lib)]
+    internal static partial int crypto_hash_sha256(Span<byte> output, ReadOnlySpan<byte> input, ulong inputLength);
 }

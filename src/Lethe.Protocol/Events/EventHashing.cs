@@ -28,7 +28,7 @@ public static class EventHashing
         try
         {
             CanonicalJson.WriteWithout(buffer, ev, ContentHashOmits);
-            return SHA256.HashData(buffer.WrittenSpan);
+            return Sha256.Hash(buffer.WrittenSpan);
         }
         finally
         {
@@ -43,7 +43,7 @@ public static class EventHashing
         try
         {
             Redaction.WriteRedacted(buffer, ev, version, version.EventIdFormat == EventIdFormat.Opaque ? SignatureOmits : ReferenceOmits);
-            return SHA256.HashData(buffer.WrittenSpan);
+            return Sha256.Hash(buffer.WrittenSpan);
         }
         finally
         {
@@ -83,7 +83,7 @@ public static class EventHashing
             Redaction.WriteRedacted(buffer, ev, version, SignatureOmits);
             signature = key.Sign(buffer.WrittenSpan);
             referenceHash = version.EventIdFormat == EventIdFormat.Opaque || !ev.ContainsKey("event_id")
-                ? SHA256.HashData(buffer.WrittenSpan)
+                ? Sha256.Hash(buffer.WrittenSpan)
                 : ReferenceHash(ev, version);
         }
         finally

@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Security.Cryptography;
 using Lethe.Homeserver.Configuration;
 using Lethe.Protocol.Crypto;
 using Lethe.Protocol.Identifiers;
@@ -72,7 +71,7 @@ internal static class RegisterUserCommand
             }
             else
             {
-                password = Base64Unpadded.EncodeUrlSafe(RandomNumberGenerator.GetBytes(18));
+                password = Base64Unpadded.EncodeUrlSafe(SecureRandom.Bytes(18));
                 generated = true;
             }
         }

@@ -1,0 +1,37 @@
+using Lethe.Homeserver.Tests.Infrastructure;
+
+namespace Lethe.Homeserver.Tests.Cli;
+
+/// <summary>What the real server process keeps in memory.</summary>
+public sealed class FootprintTests
+{
+    [Fact]
+    public async Task AServerUsedThroughTheClientApiNeverLoadsOpenSsl()
+    {
+        // Signing, password hashing, hashes and random numbers all come from libsodium; OpenSSL (libcrypto and libssl,
+        // 4 MiB of resident memory) is for TLS and HMACs. A first start generates the signing key; then a user
+        // registers, logs in, creates a room, sends and syncs.
+        var dir = TestHomeserver.NewTempDir();
+        var config = Path.Combine(dir, "hs.yaml");
+        await File.WriteAllTextAsync(config, $"""
+            server_name: footprint.test
+            listeners: [{"{"}port: 0, bind_addresses: ['127.0.0.1'], resources: [{"{"}names: [client]{"}"}]{"}"}]
+            signing_key_path: {dir}/key
+            media_store_path: {dir}/media
+            enable_registration: true
+            enable_registration_without_verification: true
+            database: {"{"}name: sqlite3, args: {"{"}database: {dir}/hs.db{"}"}{"}"}
+            """);
+        await using var lethe = LetheProcess.Start(dir, "serve", "--config", config);
+        using var http = new HttpClient { BaseAddress = await lethe.WaitForUrlAsync(TimeSpan.FromSeconds(90)) };
+        var alice = await new MatrixClient(http).RegisterAsync("alice");
+        var again = new MatrixClient(http);
+        await again.LoginAsync("alice");
+        var roomId = await alice.CreateRoomAsync();
+        await again.SendTextAsync(roomId, "hello");
+        Assert.Equal(["hello"], (await alice.SyncAsync()).Timeline(roomId).Bodies());
+
+        var maps = await File.ReadAllTextAsync($"/proc/{lethe.Pid}/maps");
+        Assert.DoesNotContain("libcrypto", maps, StringComparison.Ordinal);
+    }
+}
