@@ -13,14 +13,5 @@ public static class TokenHash
     public static string Of(string token) => Base64Unpadded.Encode(Sha256.Hash(Encoding.UTF8.GetBytes(token)));
 
     /// <summary>A new device ID: ten upper-case letters, as Synapse generates them.</summary>
-    public static string NewDeviceId()
-    {
-        Span<char> chars = stackalloc char[10];
-        for (var i = 0; i < chars.Length; i++)
-        {
-            chars[i] = (char)('A' + SecureRandom.Int32(26));
-        }
-
-        return new string(chars);
-    }
+    public static string NewDeviceId() => SecureRandom.String("ABCDEFGHIJKLMNOPQRSTUVWXYZ", 10);
 }

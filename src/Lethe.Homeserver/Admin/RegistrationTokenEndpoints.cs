@@ -107,12 +107,6 @@ public static class RegistrationTokenEndpoints
     private static string RandomToken(int length)
     {
         const string Alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._~-";
-        return string.Create(length, 0, (span, _) =>
-        {
-            for (var i = 0; i < span.Length; i++)
-            {
-                span[i] = Alphabet[SecureRandom.Int32(Alphabet.Length)];
-            }
-        });
+        return SecureRandom.String(Alphabet, length);
     }
 }

@@ -362,13 +362,7 @@ public sealed class RoomEventPipeline(
     private static string RandomId(int length)
     {
         const string Alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-        return string.Create(length, 0, (span, _) =>
-        {
-            for (var i = 0; i < span.Length; i++)
-            {
-                span[i] = Alphabet[SecureRandom.Int32(Alphabet.Length)];
-            }
-        });
+        return SecureRandom.String(Alphabet, length);
     }
 }
 
