@@ -35,7 +35,7 @@ public sealed class UrlPreviewer : IDisposable
     private readonly HomeserverServices _hs;
     private readonly MediaRepository _media;
     private readonly UrlPreviewConfig _config;
-    private readonly HttpClient? _http;
+    private readonly LazyHttpClient? _http;
     private readonly OutboundAddressRules _rules;
     private readonly ConcurrentDictionary<string, Lazy<Task<JsonObject>>> _inFlight = new(StringComparer.Ordinal);
 
@@ -52,7 +52,7 @@ public sealed class UrlPreviewer : IDisposable
         if (_config.Enabled)
         {
             // No client-wide timeout: each fetch has its own deadline covering redirects and the body.
-            _http = _rules.CreateClient(Timeout.InfiniteTimeSpan);
+            _http = new LazyHttpClient(_rules, Timeout.InfiniteTimeSpan);
         }
     }
 
@@ -207,7 +207,7 @@ public sealed class UrlPreviewer : IDisposable
                 request.Headers.UserAgent.ParseAdd("Lethe-URL-preview/0.1 (bot)");
                 request.Headers.TryAddWithoutValidation("Accept-Language", string.Join(", ", _config.AcceptLanguage));
                 request.Headers.Accept.ParseAdd("text/html,application/xhtml+xml,image/*;q=0.9,*/*;q=0.5");
-                using var response = await _http!.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct);
+                using var response = await _http!.Client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct);
                 var status = (int)response.StatusCode;
                 if (status is >= 300 and < 400 && response.Headers.Location is { } location)
                 {

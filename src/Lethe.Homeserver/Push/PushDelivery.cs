@@ -20,7 +20,7 @@ public sealed partial class PushDelivery : IAsyncDisposable
 
     private readonly HomeserverServices _hs;
     private readonly ILogger _logger;
-    private readonly HttpClient _http;
+    private readonly LazyHttpClient _http;
     private readonly CancellationTokenSource _stopping = new();
     private readonly SemaphoreSlim _concurrency = new(16, 16);
     private readonly HashSet<Task> _inFlight = [];
@@ -30,7 +30,7 @@ public sealed partial class PushDelivery : IAsyncDisposable
     {
         _hs = hs;
         _logger = logger;
-        _http = new OutboundAddressRules(hs.Config.IpRangeBlacklist, hs.Config.IpRangeWhitelist).CreateClient(TimeSpan.FromSeconds(30));
+        _http = new LazyHttpClient(new OutboundAddressRules(hs.Config.IpRangeBlacklist, hs.Config.IpRangeWhitelist), TimeSpan.FromSeconds(30));
     }
 
     /// <summary>First retry delay; doubles per attempt up to five minutes.</summary>
@@ -190,7 +190,7 @@ public sealed partial class PushDelivery : IAsyncDisposable
                 // Byte array content: the request carries a Content-Length; some gateways cannot read chunked bodies.
                 using var content = new ByteArrayContent(bytes);
                 content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json");
-                using var response = await _http.PostAsync(url, content, ct);
+                using var response = await _http.Client.PostAsync(url, content, ct);
                 status = response.StatusCode;
                 answer = await response.Content.ReadAsStringAsync(ct);
             }
