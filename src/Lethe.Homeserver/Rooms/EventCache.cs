@@ -14,7 +14,7 @@ namespace Lethe.Homeserver.Rooms;
 public sealed class EventCache(EventStore events, RoomDirectory rooms) : IDisposable
 {
     /// <summary>Estimated bytes the cached events may take: about 2,000 short messages, 20 of the largest events.</summary>
-    public const long Budget = 4 * 1024 * 1024;
+    private const long Budget = 4 * 1024 * 1024;
 
     private readonly MemoryCache _cache = new(new MemoryCacheOptions { SizeLimit = Budget });
 
@@ -88,7 +88,7 @@ public sealed class EventCache(EventStore events, RoomDirectory rooms) : IDispos
     public void Put(StoredEvent e) => _cache.Set(e.EventId, e.Compact(), new MemoryCacheEntryOptions { Size = EstimatedSize(e) });
 
     /// <summary>The heap an entry takes, roughly (see the remarks on the class).</summary>
-    public static long EstimatedSize(StoredEvent e) => 256 + 3L * e.Row.Json.Length;
+    private static long EstimatedSize(StoredEvent e) => 256 + 3L * e.Row.Json.Length;
 
     /// <summary>Drops an event (after a redaction changes how it is served).</summary>
     public void Forget(string eventId) => _cache.Remove(eventId);

@@ -3,7 +3,6 @@ using System.Net;
 using System.Text.Json.Nodes;
 using Lethe.Homeserver.Tests.Infrastructure;
 using Lethe.Storage;
-using Lethe.Tests.Shared;
 
 namespace Lethe.Homeserver.Tests.Cli;
 
@@ -12,21 +11,7 @@ public sealed class DurabilityTests
 {
     private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(90);
 
-    private static async Task<string> WriteConfigAsync(string dir, DatabaseEngine engine)
-    {
-        var database = engine == DatabaseEngine.Postgres ? TestDatabases.NewPostgresYaml() : $"database: {{name: sqlite3, args: {{database: {dir}/hs.db}}}}\n";
-        var path = Path.Combine(dir, "hs.yaml");
-        await File.WriteAllTextAsync(path, $"""
-            server_name: durable.test
-            listeners: [{"{"}port: 0, bind_addresses: ['127.0.0.1'], resources: [{"{"}names: [client]{"}"}]{"}"}]
-            signing_key_path: {dir}/key
-            media_store_path: {dir}/media
-            enable_registration: true
-            enable_registration_without_verification: true
-            {database}
-            """);
-        return path;
-    }
+    private static Task<string> WriteConfigAsync(string dir, DatabaseEngine engine) => LetheProcess.WriteServeConfigAsync(dir, "durable.test", engine);
 
     [Theory]
     [InlineData(DatabaseEngine.Sqlite)]

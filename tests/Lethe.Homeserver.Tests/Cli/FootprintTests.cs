@@ -13,16 +13,7 @@ public sealed class FootprintTests
         // registers, logs in, creates a room, sends and syncs. With no pusher and previews off, nothing makes an outbound
         // request, so System.Net.Http (1.2 MiB) stays unloaded too.
         var dir = TestHomeserver.NewTempDir();
-        var config = Path.Combine(dir, "hs.yaml");
-        await File.WriteAllTextAsync(config, $"""
-            server_name: footprint.test
-            listeners: [{"{"}port: 0, bind_addresses: ['127.0.0.1'], resources: [{"{"}names: [client]{"}"}]{"}"}]
-            signing_key_path: {dir}/key
-            media_store_path: {dir}/media
-            enable_registration: true
-            enable_registration_without_verification: true
-            database: {"{"}name: sqlite3, args: {"{"}database: {dir}/hs.db{"}"}{"}"}
-            """);
+        var config = await LetheProcess.WriteServeConfigAsync(dir, "footprint.test");
         await using var lethe = LetheProcess.Start(dir, "serve", "--config", config);
         using var http = new HttpClient { BaseAddress = await lethe.WaitForUrlAsync(TimeSpan.FromSeconds(90)) };
         var alice = await new MatrixClient(http).RegisterAsync("alice");

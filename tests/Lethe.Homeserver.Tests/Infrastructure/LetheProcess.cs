@@ -1,6 +1,8 @@
 using System.Diagnostics;
 using System.Text;
 using System.Text.RegularExpressions;
+using Lethe.Storage;
+using Lethe.Tests.Shared;
 
 namespace Lethe.Homeserver.Tests.Infrastructure;
 
@@ -45,6 +47,26 @@ public sealed partial class LetheProcess : IAsyncDisposable
                 return _stderr.ToString();
             }
         }
+    }
+
+    /// <summary>
+    /// Writes <c>hs.yaml</c> in <paramref name="dir"/> for a server on a free loopback port (client API), with open
+    /// registration and its database, key and media in that folder (or a fresh PostgreSQL database); returns its path.
+    /// </summary>
+    public static async Task<string> WriteServeConfigAsync(string dir, string serverName, DatabaseEngine engine = DatabaseEngine.Sqlite)
+    {
+        var database = engine == DatabaseEngine.Postgres ? TestDatabases.NewPostgresYaml() : $"database: {{name: sqlite3, args: {{database: {dir}/hs.db}}}}\n";
+        var path = Path.Combine(dir, "hs.yaml");
+        await File.WriteAllTextAsync(path, $"""
+            server_name: {serverName}
+            listeners: [{"{"}port: 0, bind_addresses: ['127.0.0.1'], resources: [{"{"}names: [client]{"}"}]{"}"}]
+            signing_key_path: {dir}/key
+            media_store_path: {dir}/media
+            enable_registration: true
+            enable_registration_without_verification: true
+            {database}
+            """);
+        return path;
     }
 
     /// <summary>Starts <c>./lethe</c> with arguments in the working directory, logging warnings and errors.</summary>
