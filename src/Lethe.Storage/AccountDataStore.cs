@@ -17,7 +17,7 @@ public sealed class AccountDataStore(Database db)
                 """
                 INSERT INTO account_data (user_id, room_id, type, content, stream_ordering) VALUES (@userId, @roomId, @type, @content, @stream)
                 ON CONFLICT (user_id, room_id, type) DO UPDATE SET content = @content, stream_ordering = @stream
-                """, new { userId, roomId, type, content, stream }, tx);
+                """, new { userId, roomId, type, content = (object)content, stream }, tx);
             return stream;
         }, ct);
 
@@ -30,5 +30,5 @@ public sealed class AccountDataStore(Database db)
     public Task<List<AccountDataRow>> ChangedAsync(string userId, long since, long upTo, CancellationToken ct = default) =>
         db.ReadAsync(async c => (await c.QueryAsync<AccountDataRow>(
             "SELECT room_id, type, content, stream_ordering FROM account_data WHERE user_id = @userId AND stream_ordering > @since AND stream_ordering <= @upTo",
-            new { userId, since, upTo })).AsList(), ct);
+            new { userId, since, upTo })).ToList(), ct);
 }

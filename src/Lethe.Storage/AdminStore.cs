@@ -74,14 +74,14 @@ public sealed class AdminStore(Database db)
             const string Tables = "FROM users u LEFT JOIN profiles p ON p.user_id = u.user_id LEFT JOIN erased_users e ON e.user_id = u.user_id";
             var dir = backwards ? "DESC" : "ASC";
             var rows = (await c.QueryAsync<AdminUserRow>(
-                $"SELECT {UserColumns} {Tables} {where} ORDER BY {UserOrder[orderBy]} {dir}, u.user_id {dir} LIMIT @limit OFFSET @from", args)).AsList();
+                $"SELECT {UserColumns} {Tables} {where} ORDER BY {UserOrder[orderBy]} {dir}, u.user_id {dir} LIMIT @limit OFFSET @from", args)).ToList();
             var total = await c.ExecuteScalarAsync<long>($"SELECT COUNT(*) {Tables} {where}", args);
             return (rows, total);
         }, ct);
 
     /// <summary>One account, or null.</summary>
     public Task<AdminUserRow?> UserAsync(string userId, CancellationToken ct = default) =>
-        db.ReadAsync(c => c.QuerySingleOrDefaultAsync<AdminUserRow?>(
+        db.ReadAsync(c => c.QuerySingleOrDefaultAsync<AdminUserRow>(
             $"SELECT {UserColumns} FROM users u LEFT JOIN profiles p ON p.user_id = u.user_id LEFT JOIN erased_users e ON e.user_id = u.user_id WHERE u.user_id = @userId",
             new { userId }), ct);
 
@@ -93,7 +93,7 @@ public sealed class AdminStore(Database db)
     /// <summary>Every room this server knows.</summary>
     public Task<List<RoomRecord>> RoomsAsync(CancellationToken ct = default) =>
         db.ReadAsync(async c => (await c.QueryAsync<RoomRecord>(
-            "SELECT room_id, room_version, creator, is_public, created_ts, current_state_group FROM rooms ORDER BY room_id")).AsList(), ct);
+            "SELECT room_id, room_version, creator, is_public, created_ts, current_state_group FROM rooms ORDER BY room_id")).ToList(), ct);
 
     /// <summary>
     /// Up to <paramref name="limit"/> non-state events of a room before stream position <paramref name="beforeStream"/>
@@ -108,7 +108,7 @@ public sealed class AdminStore(Database db)
               AND NOT EXISTS (SELECT 1 FROM room_forward_extremities x WHERE x.room_id = e.room_id AND x.event_id = e.event_id)
               AND (@local IS NULL OR e.sender NOT LIKE @local ESCAPE '\')
             ORDER BY e.stream_ordering LIMIT @limit
-            """, new { roomId, beforeStream, beforeTs, local = localSuffix is null ? null : "%" + Escape(localSuffix), limit })).AsList(), ct);
+            """, new { roomId, beforeStream, beforeTs, local = localSuffix is null ? null : "%" + Escape(localSuffix), limit })).ToList(), ct);
 
     /// <summary>The room the user gets server notices in, or null.</summary>
     public Task<string?> NoticeRoomAsync(string userId, CancellationToken ct = default) =>
@@ -124,7 +124,7 @@ public sealed class AdminStore(Database db)
     public Task<List<string>> RoomMediaAsync(string roomId, CancellationToken ct = default) =>
         db.ReadAsync(async c => (await c.QueryAsync<string>(
             "SELECT DISTINCT r.media_id FROM media_references r JOIN events e ON e.event_id = r.event_id WHERE e.room_id = @roomId ORDER BY r.media_id",
-            new { roomId })).AsList(), ct);
+            new { roomId })).ToList(), ct);
 
     private static string? Like(string? term) => term is null ? null : "%" + Escape(term.ToLowerInvariant()) + "%";
 

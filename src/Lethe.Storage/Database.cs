@@ -67,15 +67,25 @@ public abstract class Database : IAsyncDisposable
         }, ct);
 
     /// <summary>
-    /// SQL testing <paramref name="column"/> against a list parameter. Dapper expands <c>IN @list</c> for SQLite, but
-    /// passes lists to PostgreSQL as arrays, which need <c>= ANY(@list)</c>.
+    /// SQL testing <paramref name="column"/> against a list parameter bound with <see cref="List{T}"/>: an array on
+    /// PostgreSQL (<c>= ANY(@list)</c>), a JSON array on SQLite read back with <c>json_each</c>. Either way one SQL text
+    /// serves lists of any length, so statements stay cached and no list hits SQLite's parameter limit.
     /// </summary>
     public string In(string column, string parameter) =>
-        Engine == DatabaseEngine.Postgres ? $"{column} = ANY(@{parameter})" : $"{column} IN @{parameter}";
+        Engine == DatabaseEngine.Postgres ? $"{column} = ANY(@{parameter})" : $"{column} IN (SELECT value FROM json_each(@{parameter}))";
 
     /// <summary>The negation of <see cref="In"/>.</summary>
     public string NotIn(string column, string parameter) =>
-        Engine == DatabaseEngine.Postgres ? $"{column} <> ALL(@{parameter})" : $"{column} NOT IN @{parameter}";
+        Engine == DatabaseEngine.Postgres ? $"{column} <> ALL(@{parameter})" : $"{column} NOT IN (SELECT value FROM json_each(@{parameter}))";
+
+    /// <summary>
+    /// The value of a list parameter named in <see cref="In"/>, <see cref="NotIn"/> or a PostgreSQL <c>unnest</c>.
+    /// Typed <c>object</c> on purpose, as is every <c>byte[]</c> argument: Dapper.AOT (which generates the data access at
+    /// build time) binds <c>object</c> members as plain values, but would expand arrays (blobs included) into one
+    /// parameter per element through Dapper's reflection path.
+    /// </summary>
+    public object List<T>(IEnumerable<T> values) =>
+        Engine == DatabaseEngine.Postgres ? values.ToArray() : System.Text.Json.JsonSerializer.Serialize(values);
 
     /// <summary>Opens a connection configured for this engine.</summary>
     public abstract Task<DbConnection> OpenConnectionAsync(CancellationToken ct = default);

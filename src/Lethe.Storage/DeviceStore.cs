@@ -41,13 +41,13 @@ public sealed class DeviceStore(Database db)
 
     /// <summary>One device, or null.</summary>
     public Task<DeviceRecord?> GetAsync(string userId, string deviceId, CancellationToken ct = default) =>
-        db.ReadAsync(c => c.QuerySingleOrDefaultAsync<DeviceRecord?>(
+        db.ReadAsync(c => c.QuerySingleOrDefaultAsync<DeviceRecord>(
             $"SELECT {Columns} FROM devices WHERE user_id = @userId AND device_id = @deviceId", new { userId, deviceId }), ct);
 
     /// <summary>All devices of a user.</summary>
     public Task<List<DeviceRecord>> ListAsync(string userId, CancellationToken ct = default) =>
         db.ReadAsync(async c => (await c.QueryAsync<DeviceRecord>(
-            $"SELECT {Columns} FROM devices WHERE user_id = @userId ORDER BY device_id", new { userId })).AsList(), ct);
+            $"SELECT {Columns} FROM devices WHERE user_id = @userId ORDER BY device_id", new { userId })).ToList(), ct);
 
     /// <summary>Renames a device; false when it does not exist.</summary>
     public Task<bool> SetDisplayNameAsync(string userId, string deviceId, string? displayName, CancellationToken ct = default) =>

@@ -42,18 +42,18 @@ public sealed class DirectoryStore(Database db)
             JOIN current_state cs ON cs.room_id = r.room_id
             LEFT JOIN events e ON e.event_id = cs.event_id
             WHERE r.is_public AND cs.state_key = '' AND {db.In("cs.type", "types")}
-            """, new { types })).AsList(), ct);
+            """, new { types = db.List(types) })).ToList(), ct);
 
     /// <summary>Every published room with its number of joined members (zero included).</summary>
     public Task<Dictionary<string, long>> PublishedJoinedCountsAsync(CancellationToken ct = default) =>
-        db.ReadAsync(async c => (await c.QueryAsync<(string RoomId, long Joined)>(
+        db.ReadAsync(async c => (await c.QueryAsync<RoomCountRow>(
             """
-            SELECT r.room_id, COUNT(cs.state_key)
+            SELECT r.room_id, COUNT(cs.state_key) AS count
             FROM rooms r
             LEFT JOIN current_state cs ON cs.room_id = r.room_id AND cs.type = 'm.room.member' AND cs.membership = 'join'
             WHERE r.is_public
             GROUP BY r.room_id
-            """)).ToDictionary(r => r.RoomId, r => r.Joined, StringComparer.Ordinal), ct);
+            """)).ToDictionary(r => r.RoomId, r => r.Count, StringComparer.Ordinal), ct);
 
     /// <summary>
     /// Users the directory may list whose user ID or display name matches every one of <paramref name="likePatterns"/>
@@ -93,6 +93,8 @@ public sealed class DirectoryStore(Database db)
             LEFT JOIN current_state hv ON hv.room_id = m.room_id AND hv.type = 'm.room.history_visibility' AND hv.state_key = ''
             LEFT JOIN current_state s ON s.room_id = m.room_id AND s.type = 'm.room.member' AND s.state_key = @searcher AND s.membership = 'join'
             """;
-        return db.ReadAsync(async c => (await c.QueryAsync<UserDirectoryRow>(sql, args)).AsList(), ct);
+        return db.ReadAsync(async c => (await c.QueryAsync<UserDirectoryRow>(sql, args)).ToList(), ct);
     }
 }
+
+internal readonly record struct RoomCountRow(string RoomId, long Count);

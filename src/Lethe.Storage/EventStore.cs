@@ -100,7 +100,7 @@ public sealed class EventStore(Database db)
 
     /// <summary>One event, or null.</summary>
     public Task<EventRow?> GetAsync(string eventId, CancellationToken ct = default) =>
-        db.ReadAsync(c => c.QuerySingleOrDefaultAsync<EventRow?>($"SELECT {Columns} FROM events WHERE event_id = @eventId", new { eventId }), ct);
+        db.ReadAsync(c => c.QuerySingleOrDefaultAsync<EventRow>($"SELECT {Columns} FROM events WHERE event_id = @eventId", new { eventId }), ct);
 
     /// <summary>Several events by ID (missing ones are left out).</summary>
     public async Task<Dictionary<string, EventRow>> GetManyAsync(IReadOnlyCollection<string> eventIds, CancellationToken ct = default)
@@ -113,7 +113,7 @@ public sealed class EventStore(Database db)
 
         foreach (var chunk in eventIds.Distinct().Chunk(500))
         {
-            var rows = await db.ReadAsync(c => c.QueryAsync<EventRow>($"SELECT {Columns} FROM events WHERE {db.In("event_id", "chunk")}", new { chunk }), ct);
+            var rows = await db.ReadAsync(c => c.QueryAsync<EventRow>($"SELECT {Columns} FROM events WHERE {db.In("event_id", "chunk")}", new { chunk = db.List(chunk) }), ct);
             foreach (var row in rows)
             {
                 result[row.EventId] = row;
@@ -125,7 +125,7 @@ public sealed class EventStore(Database db)
 
     /// <summary>The room's forward extremities.</summary>
     public Task<List<string>> ForwardExtremitiesAsync(string roomId, CancellationToken ct = default) =>
-        db.ReadAsync(async c => (await c.QueryAsync<string>("SELECT event_id FROM room_forward_extremities WHERE room_id = @roomId", new { roomId })).AsList(), ct);
+        db.ReadAsync(async c => (await c.QueryAsync<string>("SELECT event_id FROM room_forward_extremities WHERE room_id = @roomId", new { roomId })).ToList(), ct);
 
     /// <summary>
     /// A page of a room's events by stream position: newest first from <paramref name="before"/> (exclusive) when
@@ -134,7 +134,7 @@ public sealed class EventStore(Database db)
     public Task<List<EventRow>> RoomPageAsync(string roomId, long after, long before, bool backwards, int limit, CancellationToken ct = default) =>
         db.ReadAsync(async c => (await c.QueryAsync<EventRow>(
             $"SELECT {Columns} FROM events WHERE room_id = @roomId AND stream_ordering > @after AND stream_ordering < @before AND rejected_reason IS NULL ORDER BY stream_ordering {(backwards ? "DESC" : "ASC")} LIMIT @limit",
-            new { roomId, after, before, limit })).AsList(), ct);
+            new { roomId, after, before, limit })).ToList(), ct);
 
     /// <summary>Events in the given rooms with stream position in (after, upTo], oldest first.</summary>
     public async Task<List<EventRow>> EventsInRoomsAsync(IReadOnlyCollection<string> roomIds, long after, long upTo, CancellationToken ct = default)
@@ -149,7 +149,7 @@ public sealed class EventStore(Database db)
         {
             result.AddRange(await db.ReadAsync(c => c.QueryAsync<EventRow>(
                 $"SELECT {Columns} FROM events WHERE stream_ordering > @after AND stream_ordering <= @upTo AND {db.In("room_id", "chunk")} AND rejected_reason IS NULL",
-                new { after, upTo, chunk }), ct));
+                new { after, upTo, chunk = db.List(chunk) }), ct));
         }
 
         result.Sort((a, b) => a.StreamOrdering.CompareTo(b.StreamOrdering));
@@ -160,13 +160,16 @@ public sealed class EventStore(Database db)
     public Task<List<EventRow>> MembershipHistoryAsync(string roomId, string userId, CancellationToken ct = default) =>
         db.ReadAsync(async c => (await c.QueryAsync<EventRow>(
             $"SELECT {Columns} FROM events WHERE type = 'm.room.member' AND state_key = @userId AND room_id = @roomId AND rejected_reason IS NULL ORDER BY stream_ordering",
-            new { userId, roomId })).AsList(), ct);
+            new { userId, roomId })).ToList(), ct);
 
     /// <summary>Events relating to <paramref name="eventId"/>, optionally of one relation type, newest first.</summary>
-    public Task<List<(string EventId, string RelType, string? AggregationKey)>> RelationsAsync(string eventId, string? relType, CancellationToken ct = default) =>
-        db.ReadAsync(async c => (await c.QueryAsync<(string, string, string?)>(
+    public Task<List<RelationChildRow>> RelationsAsync(string eventId, string? relType, CancellationToken ct = default) =>
+        db.ReadAsync(async c => (await c.QueryAsync<RelationChildRow>(
             relType is null
                 ? "SELECT event_id, rel_type, aggregation_key FROM event_relations WHERE relates_to_id = @eventId"
                 : "SELECT event_id, rel_type, aggregation_key FROM event_relations WHERE relates_to_id = @eventId AND rel_type = @relType",
-            new { eventId, relType })).AsList(), ct);
+            new { eventId, relType })).ToList(), ct);
 }
+
+/// <summary>An event relating to another: its ID, relation type and annotation key.</summary>
+public readonly record struct RelationChildRow(string EventId, string RelType, string? AggregationKey);

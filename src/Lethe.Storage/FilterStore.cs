@@ -10,7 +10,7 @@ public sealed class FilterStore(Database db)
         db.WriteAsync(async tx =>
         {
             var id = await tx.Connection!.ExecuteScalarAsync<long>("SELECT COALESCE(MAX(filter_id) + 1, 0) FROM filters WHERE user_id = @userId", new { userId }, tx);
-            await tx.Connection!.ExecuteAsync("INSERT INTO filters (user_id, filter_id, json) VALUES (@userId, @id, @json)", new { userId, id, json }, tx);
+            await tx.Connection!.ExecuteAsync("INSERT INTO filters (user_id, filter_id, json) VALUES (@userId, @id, @json)", new { userId, id, json = (object)json }, tx);
             return id;
         }, ct);
 

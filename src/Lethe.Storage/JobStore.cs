@@ -95,7 +95,7 @@ public sealed class JobStore(Database db)
     public Task<List<string>> DueAsync(string prefix, long now, int limit, CancellationToken ct = default) =>
         db.ReadAsync(async c => (await c.QueryAsync<string>(
             "SELECT job FROM background_jobs WHERE job LIKE @pattern AND next_run_ts <= @now ORDER BY next_run_ts, job LIMIT @limit",
-            new { pattern = prefix + "%", now, limit })).AsList(), ct);
+            new { pattern = prefix + "%", now, limit })).ToList(), ct);
 
     /// <summary>Forgets a one-off job that has finished.</summary>
     public Task DeleteAsync(string job, CancellationToken ct = default) =>
@@ -103,5 +103,5 @@ public sealed class JobStore(Database db)
 
     /// <summary>Every job's status.</summary>
     public Task<List<JobStatus>> StatusAsync(CancellationToken ct = default) =>
-        db.ReadAsync(async c => (await c.QueryAsync<JobStatus>($"SELECT {Columns} FROM background_jobs ORDER BY job")).AsList(), ct);
+        db.ReadAsync(async c => (await c.QueryAsync<JobStatus>($"SELECT {Columns} FROM background_jobs ORDER BY job")).ToList(), ct);
 }

@@ -58,7 +58,7 @@ public sealed class KeyBackupStore(Database db)
                 "SELECT COALESCE(MAX(version), 0) + 1 FROM room_key_backup_versions WHERE user_id = @userId", new { userId }, tx);
             await tx.Connection!.ExecuteAsync(
                 "INSERT INTO room_key_backup_versions (user_id, version, algorithm, auth_data) VALUES (@userId, @version, @algorithm, @authData)",
-                new { userId, version, algorithm, authData }, tx);
+                new { userId, version, algorithm, authData = (object)authData }, tx);
             return version;
         }, ct);
 
@@ -68,9 +68,9 @@ public sealed class KeyBackupStore(Database db)
 
     private static Task<BackupVersionRow?> GetVersionAsync(DbConnection c, DbTransaction? tx, string userId, long? version) =>
         version is { } v
-            ? c.QuerySingleOrDefaultAsync<BackupVersionRow?>(
+            ? c.QuerySingleOrDefaultAsync<BackupVersionRow>(
                 "SELECT version, algorithm, auth_data, etag, deleted FROM room_key_backup_versions WHERE user_id = @userId AND version = @v AND deleted = FALSE", new { userId, v }, tx)
-            : c.QuerySingleOrDefaultAsync<BackupVersionRow?>(
+            : c.QuerySingleOrDefaultAsync<BackupVersionRow>(
                 "SELECT version, algorithm, auth_data, etag, deleted FROM room_key_backup_versions WHERE user_id = @userId AND deleted = FALSE ORDER BY version DESC LIMIT 1", new { userId }, tx);
 
     /// <summary>Number of keys in a version.</summary>
@@ -81,7 +81,7 @@ public sealed class KeyBackupStore(Database db)
     public Task<bool> UpdateAuthDataAsync(string userId, long version, byte[] authData, CancellationToken ct = default) =>
         db.WriteAsync(async tx => await tx.Connection!.ExecuteAsync(
             "UPDATE room_key_backup_versions SET auth_data = @authData WHERE user_id = @userId AND version = @version AND deleted = FALSE",
-            new { userId, version, authData }, tx) == 1, ct);
+            new { userId, version, authData = (object)authData }, tx) == 1, ct);
 
     /// <summary>Deletes a version and its keys (the number is not reused); false when it does not exist.</summary>
     public Task<bool> DeleteVersionAsync(string userId, long version, CancellationToken ct = default) =>
@@ -90,7 +90,7 @@ public sealed class KeyBackupStore(Database db)
             await tx.Connection!.ExecuteAsync("DELETE FROM room_key_backup_keys WHERE user_id = @userId AND version = @version", new { userId, version }, tx);
             return await tx.Connection!.ExecuteAsync(
                 "UPDATE room_key_backup_versions SET deleted = TRUE, auth_data = @empty WHERE user_id = @userId AND version = @version AND deleted = FALSE",
-                new { userId, version, empty = "{}"u8.ToArray() }, tx) == 1;
+                new { userId, version, empty = (object)"{}"u8.ToArray() }, tx) == 1;
         }, ct);
 
     /// <summary>
@@ -112,7 +112,7 @@ public sealed class KeyBackupStore(Database db)
             {
                 var existing = (await tx.Connection!.QueryAsync<BackupKeyRow>(
                     "SELECT room_id, session_id, first_message_index, forwarded_count, is_verified, session_data FROM room_key_backup_keys WHERE user_id = @userId AND version = @version AND room_id = @RoomId AND session_id = @SessionId",
-                    new { userId, version, key.RoomId, key.SessionId }, tx)).AsList();
+                    new { userId, version, key.RoomId, key.SessionId }, tx)).ToList();
                 if (existing.Count > 0 && !IsBetter(key, existing[0]))
                 {
                     continue;
@@ -125,7 +125,7 @@ public sealed class KeyBackupStore(Database db)
                     ON CONFLICT (user_id, version, room_id, session_id) DO UPDATE SET first_message_index = @FirstMessageIndex, forwarded_count = @ForwardedCount,
                         is_verified = @IsVerified, session_data = @SessionData
                     """,
-                    new { userId, version, key.RoomId, key.SessionId, key.FirstMessageIndex, key.ForwardedCount, key.IsVerified, key.SessionData }, tx);
+                    new { userId, version, key.RoomId, key.SessionId, key.FirstMessageIndex, key.ForwardedCount, key.IsVerified, SessionData = (object)key.SessionData }, tx);
                 changed = true;
             }
 
@@ -153,7 +153,7 @@ public sealed class KeyBackupStore(Database db)
         db.ReadAsync(async c => (await c.QueryAsync<BackupKeyRow>(
             "SELECT room_id, session_id, first_message_index, forwarded_count, is_verified, session_data FROM room_key_backup_keys WHERE user_id = @userId AND version = @version"
             + (roomId is null ? "" : " AND room_id = @roomId") + (sessionId is null ? "" : " AND session_id = @sessionId"),
-            new { userId, version, roomId, sessionId })).AsList(), ct);
+            new { userId, version, roomId, sessionId })).ToList(), ct);
 
     /// <summary>Removes all of a user's backups (deactivation), in the caller's transaction.</summary>
     public static async Task DeleteUserAsync(DbTransaction tx, string userId)

@@ -103,7 +103,7 @@ public sealed class MediaStore(Database db)
 
     /// <summary>The item, or null.</summary>
     public Task<MediaRecord?> GetAsync(string mediaId, CancellationToken ct = default) =>
-        db.ReadAsync(c => c.QuerySingleOrDefaultAsync<MediaRecord?>($"SELECT {Columns} FROM media WHERE media_id = @mediaId", new { mediaId }), ct);
+        db.ReadAsync(c => c.QuerySingleOrDefaultAsync<MediaRecord>($"SELECT {Columns} FROM media WHERE media_id = @mediaId", new { mediaId }), ct);
 
     /// <summary>Reservations a user holds that are neither filled nor lapsed.</summary>
     public Task<long> PendingCountAsync(string userId, long now, CancellationToken ct = default) =>
@@ -127,7 +127,7 @@ public sealed class MediaStore(Database db)
     /// <summary>A user's media, newest first.</summary>
     public Task<List<MediaRecord>> ListByUserAsync(string userId, int from, int limit, CancellationToken ct = default) =>
         db.ReadAsync(async c => (await c.QueryAsync<MediaRecord>(
-            $"SELECT {Columns} FROM media WHERE user_id = @userId ORDER BY created_ts DESC, media_id LIMIT @limit OFFSET @from", new { userId, limit, from })).AsList(), ct);
+            $"SELECT {Columns} FROM media WHERE user_id = @userId ORDER BY created_ts DESC, media_id LIMIT @limit OFFSET @from", new { userId, limit, from })).ToList(), ct);
 
     /// <summary>How many items a user has.</summary>
     public Task<long> CountByUserAsync(string userId, CancellationToken ct = default) =>
@@ -135,7 +135,7 @@ public sealed class MediaStore(Database db)
 
     /// <summary>IDs of a user's media (every one, for deletion).</summary>
     public Task<List<string>> IdsByUserAsync(string userId, CancellationToken ct = default) =>
-        db.ReadAsync(async c => (await c.QueryAsync<string>("SELECT media_id FROM media WHERE user_id = @userId", new { userId })).AsList(), ct);
+        db.ReadAsync(async c => (await c.QueryAsync<string>("SELECT media_id FROM media WHERE user_id = @userId", new { userId })).ToList(), ct);
 
     /// <summary>
     /// IDs of uploaded media created before <paramref name="beforeTs"/>, larger than <paramref name="sizeGt"/> bytes and,
@@ -148,12 +148,12 @@ public sealed class MediaStore(Database db)
             WHERE size IS NOT NULL AND created_ts < @beforeTs AND size > @sizeGt AND NOT safe_from_quarantine
               AND (@lastAccessBeforeTs IS NULL OR COALESCE(last_access_ts, created_ts) < @lastAccessBeforeTs)
             ORDER BY created_ts LIMIT @limit
-            """, new { beforeTs, sizeGt, lastAccessBeforeTs, limit })).AsList(), ct);
+            """, new { beforeTs, sizeGt, lastAccessBeforeTs, limit })).ToList(), ct);
 
     /// <summary>Reservations that lapsed unfilled.</summary>
     public Task<List<string>> LapsedReservationsAsync(long now, int limit, CancellationToken ct = default) =>
         db.ReadAsync(async c => (await c.QueryAsync<string>(
-            "SELECT media_id FROM media WHERE size IS NULL AND unused_expires_ts <= @now LIMIT @limit", new { now, limit })).AsList(), ct);
+            "SELECT media_id FROM media WHERE size IS NULL AND unused_expires_ts <= @now LIMIT @limit", new { now, limit })).ToList(), ct);
 
     /// <summary>Sets or clears quarantine; false when there is no such item (or it is protected and <paramref name="by"/> is set).</summary>
     public Task<bool> QuarantineAsync(string mediaId, string? by, CancellationToken ct = default) =>
@@ -245,9 +245,9 @@ public sealed class MediaStore(Database db)
         }
 
         var conn = tx.Connection!;
-        object ids = db.Engine == DatabaseEngine.Postgres ? eventIds.ToArray() : System.Text.Json.JsonSerializer.Serialize(eventIds);
-        var inIds = db.Engine == DatabaseEngine.Postgres ? db.In("event_id", "ids") : "event_id IN (SELECT value FROM json_each(@ids))";
-        var named = (await conn.QueryAsync<string>($"SELECT DISTINCT media_id FROM media_references WHERE {inIds}", new { ids }, tx)).AsList();
+        var ids = db.List(eventIds);
+        var inIds = db.In("event_id", "ids");
+        var named = (await conn.QueryAsync<string>($"SELECT DISTINCT media_id FROM media_references WHERE {inIds}", new { ids }, tx)).ToList();
         if (named.Count == 0)
         {
             return [];
@@ -274,7 +274,7 @@ public sealed class MediaStore(Database db)
     public Task<List<string>> UnreferencedAsync(int limit, CancellationToken ct = default) =>
         db.ReadAsync(async c => (await c.QueryAsync<string>(
             "SELECT m.media_id FROM media m WHERE m.referenced AND NOT EXISTS (SELECT 1 FROM media_references r WHERE r.media_id = m.media_id) LIMIT @limit",
-            new { limit })).AsList(), ct);
+            new { limit })).ToList(), ct);
 
     /// <summary>Records a cached thumbnail (idempotent).</summary>
     public Task AddThumbnailAsync(ThumbnailRecord thumbnail, CancellationToken ct = default) =>
@@ -287,7 +287,7 @@ public sealed class MediaStore(Database db)
     /// <summary>Cached thumbnails of an item.</summary>
     public Task<List<ThumbnailRecord>> ThumbnailsAsync(string mediaId, CancellationToken ct = default) =>
         db.ReadAsync(async c => (await c.QueryAsync<ThumbnailRecord>(
-            "SELECT media_id, width, height, method, content_type, size FROM media_thumbnails WHERE media_id = @mediaId", new { mediaId })).AsList(), ct);
+            "SELECT media_id, width, height, method, content_type, size FROM media_thumbnails WHERE media_id = @mediaId", new { mediaId })).ToList(), ct);
 
     /// <summary>Caches a URL preview.</summary>
     public Task AddPreviewAsync(UrlPreviewRecord preview, CancellationToken ct = default) =>
@@ -305,8 +305,8 @@ public sealed class MediaStore(Database db)
         db.ReadAsync(async c =>
         {
             const string Select = "SELECT url_hash, fetched_ts, url, expires_ts, og, image_media_id FROM url_previews WHERE url_hash = @urlHash";
-            return await c.QuerySingleOrDefaultAsync<UrlPreviewRecord?>(Select + " AND fetched_ts <= @ts ORDER BY fetched_ts DESC LIMIT 1", new { urlHash, ts })
-                ?? await c.QuerySingleOrDefaultAsync<UrlPreviewRecord?>(Select + " AND fetched_ts > @ts ORDER BY fetched_ts LIMIT 1", new { urlHash, ts });
+            return await c.QuerySingleOrDefaultAsync<UrlPreviewRecord>(Select + " AND fetched_ts <= @ts ORDER BY fetched_ts DESC LIMIT 1", new { urlHash, ts })
+                ?? await c.QuerySingleOrDefaultAsync<UrlPreviewRecord>(Select + " AND fetched_ts > @ts ORDER BY fetched_ts LIMIT 1", new { urlHash, ts });
         }, ct);
 
     /// <summary>Deletes previews that expired at or before <paramref name="now"/>; returns how many.</summary>
@@ -320,5 +320,5 @@ public sealed class MediaStore(Database db)
     public Task<List<string>> UnreferencedOwnedBeforeAsync(string owner, long beforeTs, int limit, CancellationToken ct = default) =>
         db.ReadAsync(async c => (await c.QueryAsync<string>(
             "SELECT media_id FROM media WHERE user_id = @owner AND created_ts < @beforeTs AND NOT referenced AND NOT safe_from_quarantine ORDER BY created_ts LIMIT @limit",
-            new { owner, beforeTs, limit })).AsList(), ct);
+            new { owner, beforeTs, limit })).ToList(), ct);
 }

@@ -65,16 +65,16 @@ public sealed class PresenceStore(Database db)
 
     /// <summary>Every user whose presence is not offline (the ones timeouts apply to).</summary>
     public Task<List<PresenceRow>> NotOfflineAsync(CancellationToken ct = default) =>
-        db.ReadAsync(async c => (await c.QueryAsync<PresenceRow>($"SELECT {Columns} FROM presence WHERE state <> 'offline'")).AsList(), ct);
+        db.ReadAsync(async c => (await c.QueryAsync<PresenceRow>($"SELECT {Columns} FROM presence WHERE state <> 'offline'")).ToList(), ct);
 
     /// <summary>One user's presence, or null.</summary>
     public Task<PresenceRow?> GetAsync(string userId, CancellationToken ct = default) =>
-        db.ReadAsync(c => c.QuerySingleOrDefaultAsync<PresenceRow?>($"SELECT {Columns} FROM presence WHERE user_id = @userId", new { userId }), ct);
+        db.ReadAsync(c => c.QuerySingleOrDefaultAsync<PresenceRow>($"SELECT {Columns} FROM presence WHERE user_id = @userId", new { userId }), ct);
 
     /// <summary>Every presence change in (since, upTo], for any user.</summary>
     public Task<List<PresenceRow>> ChangedSinceAsync(long since, long upTo, CancellationToken ct = default) =>
         db.ReadAsync(async c => (await c.QueryAsync<PresenceRow>(
-            $"SELECT {Columns} FROM presence WHERE stream_ordering > @since AND stream_ordering <= @upTo", new { since, upTo })).AsList(), ct);
+            $"SELECT {Columns} FROM presence WHERE stream_ordering > @since AND stream_ordering <= @upTo", new { since, upTo })).ToList(), ct);
 
     /// <summary>Presence of the given users changed in (since, upTo].</summary>
     public async Task<List<PresenceRow>> ChangedAsync(IReadOnlyCollection<string> userIds, long since, long upTo, CancellationToken ct = default)
@@ -83,7 +83,7 @@ public sealed class PresenceStore(Database db)
         foreach (var chunk in userIds.Chunk(500))
         {
             result.AddRange(await db.ReadAsync(c => c.QueryAsync<PresenceRow>(
-                $"SELECT {Columns} FROM presence WHERE stream_ordering > @since AND stream_ordering <= @upTo AND {db.In("user_id", "chunk")}", new { since, upTo, chunk }), ct));
+                $"SELECT {Columns} FROM presence WHERE stream_ordering > @since AND stream_ordering <= @upTo AND {db.In("user_id", "chunk")}", new { since, upTo, chunk = db.List(chunk) }), ct));
         }
 
         return result;

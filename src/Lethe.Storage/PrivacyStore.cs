@@ -9,13 +9,13 @@ public sealed class PrivacyStore(Database db)
     /// Redacted events whose redaction arrived at or before <paramref name="cutoff"/>, in (redaction time, event ID)
     /// order after the given position, so a run can step past events it has to keep for now.
     /// </summary>
-    public Task<List<(string EventId, long RedactedTs)>> RedactionsDueAsync(long cutoff, long afterTs, string afterId, int limit, CancellationToken ct = default) =>
-        db.ReadAsync(async c => (await c.QueryAsync<(string, long)>(
+    public Task<List<PendingRedactionRow>> RedactionsDueAsync(long cutoff, long afterTs, string afterId, int limit, CancellationToken ct = default) =>
+        db.ReadAsync(async c => (await c.QueryAsync<PendingRedactionRow>(
             """
             SELECT event_id, redacted_ts FROM redaction_gc_queue
             WHERE redacted_ts <= @cutoff AND (redacted_ts > @afterTs OR (redacted_ts = @afterTs AND event_id > @afterId))
             ORDER BY redacted_ts, event_id LIMIT @limit
-            """, new { cutoff, afterTs, afterId, limit })).AsList(), ct);
+            """, new { cutoff, afterTs, afterId, limit })).ToList(), ct);
 
     /// <summary>Takes an event off the redaction GC queue, in the caller's transaction.</summary>
     public static Task DequeueRedactionAsync(System.Data.Common.DbTransaction tx, string eventId) =>
@@ -31,7 +31,7 @@ public sealed class PrivacyStore(Database db)
 
     /// <summary>Every erased user.</summary>
     public Task<List<string>> ErasedUsersAsync(CancellationToken ct = default) =>
-        db.ReadAsync(async c => (await c.QueryAsync<string>("SELECT user_id FROM erased_users")).AsList(), ct);
+        db.ReadAsync(async c => (await c.QueryAsync<string>("SELECT user_id FROM erased_users")).ToList(), ct);
 
     /// <summary>
     /// Marks the user erased. With <paramref name="purgeAfterTs"/> the deletion of their data waits until then (see
@@ -66,7 +66,7 @@ public sealed class PrivacyStore(Database db)
     /// <summary>Erasures whose grace period ended at or before <paramref name="now"/> and whose data is still stored.</summary>
     public Task<List<string>> ErasuresDueAsync(long now, CancellationToken ct = default) =>
         db.ReadAsync(async c => (await c.QueryAsync<string>(
-            "SELECT user_id FROM erased_users WHERE NOT purged AND purge_after_ts <= @now ORDER BY purge_after_ts", new { now })).AsList(), ct);
+            "SELECT user_id FROM erased_users WHERE NOT purged AND purge_after_ts <= @now ORDER BY purge_after_ts", new { now })).ToList(), ct);
 
     /// <summary>Cancels an erasure still in its grace period; false when there is none or it is complete.</summary>
     public Task<bool> CancelErasureAsync(string userId, CancellationToken ct = default) =>
@@ -86,12 +86,12 @@ public sealed class PrivacyStore(Database db)
                 WHERE cs.room_id = f.room_id AND cs.type = 'm.room.member' AND cs.state_key LIKE @local ESCAPE '\'
                   AND (cs.membership IN ('join', 'invite', 'knock')
                        OR NOT EXISTS (SELECT 1 FROM room_forgotten f2 WHERE f2.room_id = cs.room_id AND f2.user_id = cs.state_key)))
-            """, new { cutoff, local = "%:" + serverName.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("%", "\\%", StringComparison.Ordinal).Replace("_", "\\_", StringComparison.Ordinal) })).AsList(), ct);
+            """, new { cutoff, local = "%:" + serverName.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("%", "\\%", StringComparison.Ordinal).Replace("_", "\\_", StringComparison.Ordinal) })).ToList(), ct);
 
     /// <summary>The room's non-state events, a batch at a time (oldest first), for deleting a room in steps.</summary>
     public Task<List<string>> RoomEventBatchAsync(string roomId, int limit, CancellationToken ct = default) =>
         db.ReadAsync(async c => (await c.QueryAsync<string>(
-            "SELECT event_id FROM events WHERE room_id = @roomId AND state_key IS NULL ORDER BY stream_ordering LIMIT @limit", new { roomId, limit })).AsList(), ct);
+            "SELECT event_id FROM events WHERE room_id = @roomId AND state_key IS NULL ORDER BY stream_ordering LIMIT @limit", new { roomId, limit })).ToList(), ct);
 
     /// <summary>Deletes what is left of a room (its state events and every row about it), in the caller's transaction; returns the events deleted.</summary>
     public static async Task<int> DeleteRoomAsync(System.Data.Common.DbTransaction tx, string roomId)
@@ -128,32 +128,32 @@ public sealed class PrivacyStore(Database db)
     public Task<List<EventRow>> SentEventsAsync(string userId, long after, int limit, CancellationToken ct = default) =>
         db.ReadAsync(async c => (await c.QueryAsync<EventRow>(
             $"SELECT {EventStore.Columns} FROM events WHERE sender = @userId AND stream_ordering > @after AND rejected_reason IS NULL ORDER BY stream_ordering LIMIT @limit",
-            new { userId, after, limit })).AsList(), ct);
+            new { userId, after, limit })).ToList(), ct);
 
     /// <summary>All of a user's account data: global (room ID empty) and per room.</summary>
     public Task<List<AccountDataRow>> AccountDataAsync(string userId, CancellationToken ct = default) =>
         db.ReadAsync(async c => (await c.QueryAsync<AccountDataRow>(
-            "SELECT room_id, type, content, stream_ordering FROM account_data WHERE user_id = @userId ORDER BY room_id, type", new { userId })).AsList(), ct);
+            "SELECT room_id, type, content, stream_ordering FROM account_data WHERE user_id = @userId ORDER BY room_id, type", new { userId })).ToList(), ct);
 
     /// <summary>The user's stored sync filters, oldest first (for data export).</summary>
-    public Task<List<(long FilterId, byte[] Json)>> FiltersAsync(string userId, CancellationToken ct = default) =>
-        db.ReadAsync(async c => (await c.QueryAsync<(long, byte[])>(
-            "SELECT filter_id, json FROM filters WHERE user_id = @userId ORDER BY filter_id", new { userId })).AsList(), ct);
+    public Task<List<FilterRow>> FiltersAsync(string userId, CancellationToken ct = default) =>
+        db.ReadAsync(async c => (await c.QueryAsync<FilterRow>(
+            "SELECT filter_id, json FROM filters WHERE user_id = @userId ORDER BY filter_id", new { userId })).ToList(), ct);
 
     /// <summary>The user's current receipts, public and private, in every room (for data export).</summary>
     public Task<List<ReceiptRow>> ReceiptsAsync(string userId, CancellationToken ct = default) =>
         db.ReadAsync(async c => (await c.QueryAsync<ReceiptRow>(
             "SELECT room_id, receipt_type, user_id, thread_id, event_id, event_stream, ts, stream_ordering FROM receipts WHERE user_id = @userId ORDER BY room_id, receipt_type, thread_id",
-            new { userId })).AsList(), ct);
+            new { userId })).ToList(), ct);
 
     /// <summary>The user's key backup versions that were not deleted, with how many keys each holds (for data export).</summary>
-    public Task<List<(long Version, string Algorithm, byte[] AuthData, long Etag, long Keys)>> KeyBackupVersionsAsync(string userId, CancellationToken ct = default) =>
-        db.ReadAsync(async c => (await c.QueryAsync<(long, string, byte[], long, long)>(
+    public Task<List<BackupVersionSummaryRow>> KeyBackupVersionsAsync(string userId, CancellationToken ct = default) =>
+        db.ReadAsync(async c => (await c.QueryAsync<BackupVersionSummaryRow>(
             """
             SELECT v.version, v.algorithm, v.auth_data, v.etag,
-                   (SELECT COUNT(*) FROM room_key_backup_keys k WHERE k.user_id = v.user_id AND k.version = v.version)
+                   (SELECT COUNT(*) FROM room_key_backup_keys k WHERE k.user_id = v.user_id AND k.version = v.version) AS keys
             FROM room_key_backup_versions v WHERE v.user_id = @userId AND v.deleted = FALSE ORDER BY v.version
-            """, new { userId })).AsList(), ct);
+            """, new { userId })).ToList(), ct);
 
     /// <summary>How many events the user has sent that are still stored, and how many account data entries they have.</summary>
     public Task<(long SentEvents, long AccountData)> CountsAsync(string userId, CancellationToken ct = default) =>
@@ -162,12 +162,12 @@ public sealed class PrivacyStore(Database db)
             await c.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM account_data WHERE user_id = @userId", new { userId })), ct);
 
     /// <summary>The user's redacted events whose original content is still stored, with when the redaction arrived.</summary>
-    public Task<List<(string EventId, long RedactedTs)>> PendingRedactionsOfAsync(string userId, int limit, CancellationToken ct = default) =>
-        db.ReadAsync(async c => (await c.QueryAsync<(string, long)>(
+    public Task<List<PendingRedactionRow>> PendingRedactionsOfAsync(string userId, int limit, CancellationToken ct = default) =>
+        db.ReadAsync(async c => (await c.QueryAsync<PendingRedactionRow>(
             """
             SELECT q.event_id, q.redacted_ts FROM redaction_gc_queue q JOIN events e ON e.event_id = q.event_id
             WHERE e.sender = @userId ORDER BY q.redacted_ts LIMIT @limit
-            """, new { userId, limit })).AsList(), ct);
+            """, new { userId, limit })).ToList(), ct);
 
     /// <summary>The policy version the user consented to, or null.</summary>
     public Task<string?> ConsentVersionAsync(string userId, CancellationToken ct = default) =>
@@ -197,6 +197,17 @@ public sealed class PrivacyStore(Database db)
 
     /// <summary>The user's consent record: the version and when, or null.</summary>
     public Task<(string Version, long ConsentedTs)?> ConsentAsync(string userId, CancellationToken ct = default) =>
-        db.ReadAsync(async c => (await c.QueryAsync<(string, long)>(
-            "SELECT version, consented_ts FROM user_consents WHERE user_id = @userId", new { userId })).Select(r => ((string, long)?)r).FirstOrDefault(), ct);
+        db.ReadAsync(async c => (await c.QueryAsync<ConsentRow>(
+            "SELECT version, consented_ts FROM user_consents WHERE user_id = @userId", new { userId })).Select(r => ((string, long)?)(r.Version, r.ConsentedTs)).FirstOrDefault(), ct);
 }
+
+/// <summary>A redacted event whose original content is still stored, and when its redaction arrived.</summary>
+public readonly record struct PendingRedactionRow(string EventId, long RedactedTs);
+
+/// <summary>A stored sync filter.</summary>
+public readonly record struct FilterRow(long FilterId, byte[] Json);
+
+/// <summary>A key backup version with how many keys it holds.</summary>
+public readonly record struct BackupVersionSummaryRow(long Version, string Algorithm, byte[] AuthData, long Etag, long Keys);
+
+internal readonly record struct ConsentRow(string Version, long ConsentedTs);

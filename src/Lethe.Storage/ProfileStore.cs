@@ -10,7 +10,7 @@ public sealed class ProfileStore(Database db)
 {
     /// <summary>The profile; null when the user has none (or does not exist).</summary>
     public Task<ProfileRecord?> GetAsync(string userId, CancellationToken ct = default) =>
-        db.ReadAsync(c => c.QuerySingleOrDefaultAsync<ProfileRecord?>(
+        db.ReadAsync(c => c.QuerySingleOrDefaultAsync<ProfileRecord>(
             "SELECT displayname, avatar_url FROM profiles WHERE user_id = @userId", new { userId }), ct);
 
     /// <summary>Creates the profile of a new account in the caller's transaction.</summary>

@@ -89,7 +89,7 @@ public sealed class PushStore(Database db)
               AND e.redacted_by IS NULL AND e.rejected_reason IS NULL {(ignored.Count == 0 ? "" : "AND " + db.NotIn("e.sender", "ignored"))}
             ORDER BY a.stream_ordering LIMIT @limit
             """,
-            new { roomId, after, reader, ignored = ignored.ToArray(), expiredBefore, limit })).AsList(), ct);
+            new { roomId, after, reader, ignored = db.List(ignored), expiredBefore, limit })).ToList(), ct);
 
     /// <summary>Push outcomes in the given rooms before <paramref name="before"/>, newest first (the notifications list).</summary>
     public async Task<List<PushActionRow>> RecentAsync(IReadOnlyCollection<string> roomIds, string reader, long before, int limit, CancellationToken ct = default)
@@ -99,14 +99,13 @@ public sealed class PushStore(Database db)
             return [];
         }
 
-        var rooms = roomIds.ToArray();
         return await db.ReadAsync(async c => (await c.QueryAsync<PushActionRow>(
             $"""
             SELECT a.event_id, a.room_id, a.stream_ordering, a.thread_id, a.base_outcome, a.exceptions, e.origin_server_ts FROM event_push_actions a
             JOIN events e ON e.event_id = a.event_id
             WHERE {db.In("a.room_id", "rooms")} AND a.stream_ordering < @before AND e.sender <> @reader AND e.redacted_by IS NULL
             ORDER BY a.stream_ordering DESC LIMIT @limit
-            """, new { rooms, reader, before, limit })).AsList(), ct);
+            """, new { rooms = db.List(roomIds), reader, before, limit })).ToList(), ct);
     }
 
     /// <summary>Stored <c>m.push_rules</c> account data of the given users (users without any are left out).</summary>
@@ -115,8 +114,8 @@ public sealed class PushStore(Database db)
         var result = new Dictionary<string, byte[]>(StringComparer.Ordinal);
         foreach (var chunk in userIds.Chunk(500))
         {
-            var rows = await db.ReadAsync(c => c.QueryAsync<(string, byte[])>(
-                $"SELECT user_id, content FROM account_data WHERE room_id = '' AND type = 'm.push_rules' AND {db.In("user_id", "chunk")}", new { chunk }), ct);
+            var rows = await db.ReadAsync(c => c.QueryAsync<UserContentRow>(
+                $"SELECT user_id, content FROM account_data WHERE room_id = '' AND type = 'm.push_rules' AND {db.In("user_id", "chunk")}", new { chunk = db.List(chunk) }), ct);
             foreach (var (user, content) in rows)
             {
                 result[user] = content;
@@ -128,11 +127,11 @@ public sealed class PushStore(Database db)
 
     /// <summary>A user's pushers.</summary>
     public Task<List<PusherRow>> PushersOfAsync(string userId, CancellationToken ct = default) =>
-        db.ReadAsync(async c => (await c.QueryAsync<PusherRow>($"SELECT {PusherColumns} FROM pushers WHERE user_id = @userId ORDER BY created_ts", new { userId })).AsList(), ct);
+        db.ReadAsync(async c => (await c.QueryAsync<PusherRow>($"SELECT {PusherColumns} FROM pushers WHERE user_id = @userId ORDER BY created_ts", new { userId })).ToList(), ct);
 
     /// <summary>Every user who has a pusher.</summary>
     public Task<List<string>> UsersWithPushersAsync(CancellationToken ct = default) =>
-        db.ReadAsync(async c => (await c.QueryAsync<string>("SELECT DISTINCT user_id FROM pushers")).AsList(), ct);
+        db.ReadAsync(async c => (await c.QueryAsync<string>("SELECT DISTINCT user_id FROM pushers")).ToList(), ct);
 
     /// <summary>Creates or replaces a pusher; unless <paramref name="append"/>, other users' pushers with the same app ID and pushkey go.</summary>
     public Task SetPusherAsync(PusherRow p, bool append, CancellationToken ct = default) =>
@@ -170,7 +169,9 @@ public sealed class PushStore(Database db)
     public static Task DeleteAllForUserAsync(DbTransaction tx, string userId) =>
         tx.Connection!.ExecuteAsync("DELETE FROM pushers WHERE user_id = @userId", new { userId }, tx);
 
-    /// <summary>Deletes the push outcomes of purged events, in the caller's transaction.</summary>
-    public static Task DeleteActionsAsync(DbTransaction tx, string inClause, object args) =>
-        tx.Connection!.ExecuteAsync($"DELETE FROM event_push_actions WHERE {inClause}", args, tx);
+    /// <summary>Deletes the push outcomes of purged events, in the caller's transaction; <paramref name="inClause"/> names the parameter <c>@ids</c>.</summary>
+    public static Task DeleteActionsAsync(DbTransaction tx, string inClause, object ids) =>
+        tx.Connection!.ExecuteAsync($"DELETE FROM event_push_actions WHERE {inClause}", new { ids }, tx);
 }
+
+internal readonly record struct UserContentRow(string UserId, byte[] Content);

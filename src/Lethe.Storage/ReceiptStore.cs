@@ -61,7 +61,7 @@ public sealed class ReceiptStore(Database db)
     /// <summary>Every receipt changed in (since, upTo], in any room: an incremental sync reads this once and keeps its rooms' receipts.</summary>
     public Task<List<ReceiptRow>> ChangedSinceAsync(long since, long upTo, CancellationToken ct = default) =>
         db.ReadAsync(async c => (await c.QueryAsync<ReceiptRow>(
-            $"SELECT {Columns} FROM receipts WHERE stream_ordering > @since AND stream_ordering <= @upTo", new { since, upTo })).AsList(), ct);
+            $"SELECT {Columns} FROM receipts WHERE stream_ordering > @since AND stream_ordering <= @upTo", new { since, upTo })).ToList(), ct);
 
     /// <summary>Receipts in the given rooms changed in (since, upTo]; all current ones when since is 0.</summary>
     public async Task<List<ReceiptRow>> ChangedAsync(IReadOnlyCollection<string> roomIds, long since, long upTo, CancellationToken ct = default)
@@ -71,7 +71,7 @@ public sealed class ReceiptStore(Database db)
         {
             result.AddRange(await db.ReadAsync(c => c.QueryAsync<ReceiptRow>(
                 $"SELECT {Columns} FROM receipts WHERE stream_ordering > @since AND stream_ordering <= @upTo AND {db.In("room_id", "chunk")}",
-                new { since, upTo, chunk }), ct));
+                new { since, upTo, chunk = db.List(chunk) }), ct));
         }
 
         return result;
@@ -79,7 +79,9 @@ public sealed class ReceiptStore(Database db)
 
     /// <summary>How far the user has read in a room, per thread ID ('' unthreaded, 'main', or a thread root), over public and private receipts.</summary>
     public Task<Dictionary<string, long>> ReadPositionsAsync(string userId, string roomId, CancellationToken ct = default) =>
-        db.ReadAsync(async c => (await c.QueryAsync<(string Thread, long Stream)>(
-            "SELECT thread_id, MAX(event_stream) FROM receipts WHERE user_id = @userId AND room_id = @roomId GROUP BY thread_id",
-            new { userId, roomId })).ToDictionary(r => r.Thread, r => r.Stream, StringComparer.Ordinal), ct);
+        db.ReadAsync(async c => (await c.QueryAsync<ThreadPositionRow>(
+            "SELECT thread_id, MAX(event_stream) AS stream FROM receipts WHERE user_id = @userId AND room_id = @roomId GROUP BY thread_id",
+            new { userId, roomId })).ToDictionary(r => r.ThreadId, r => r.Stream, StringComparer.Ordinal), ct);
 }
+
+internal readonly record struct ThreadPositionRow(string ThreadId, long Stream);

@@ -28,11 +28,11 @@ public sealed class RegistrationTokenStore(Database db)
 
     /// <summary>All tokens.</summary>
     public Task<List<RegistrationTokenRecord>> ListAsync(CancellationToken ct = default) =>
-        db.ReadAsync(async c => (await c.QueryAsync<RegistrationTokenRecord>($"SELECT {Columns} FROM registration_tokens ORDER BY token")).AsList(), ct);
+        db.ReadAsync(async c => (await c.QueryAsync<RegistrationTokenRecord>($"SELECT {Columns} FROM registration_tokens ORDER BY token")).ToList(), ct);
 
     /// <summary>One token or null.</summary>
     public Task<RegistrationTokenRecord?> GetAsync(string token, CancellationToken ct = default) =>
-        db.ReadAsync(c => c.QuerySingleOrDefaultAsync<RegistrationTokenRecord?>($"SELECT {Columns} FROM registration_tokens WHERE token = @token", new { token }), ct);
+        db.ReadAsync(c => c.QuerySingleOrDefaultAsync<RegistrationTokenRecord>($"SELECT {Columns} FROM registration_tokens WHERE token = @token", new { token }), ct);
 
     /// <summary>Creates a token; false when it exists.</summary>
     public Task<bool> TryCreateAsync(RegistrationTokenRecord token, CancellationToken ct = default) =>

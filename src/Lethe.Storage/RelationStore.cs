@@ -63,10 +63,10 @@ public sealed class RelationStore(Database db)
         var result = new HashSet<(string, string)>();
         foreach (var chunk in parentIds.Distinct().Chunk(500))
         {
-            var rows = await db.ReadAsync(c => c.QueryAsync<(string, string)>(
+            var rows = await db.ReadAsync(c => c.QueryAsync<ParentTypeRow>(
                 $"SELECT DISTINCT relates_to_id, rel_type FROM event_relations WHERE {db.In("relates_to_id", "chunk")} AND {db.In("rel_type", "types")}",
-                new { chunk, types = relTypes.ToArray() }), ct);
-            result.UnionWith(rows);
+                new { chunk = db.List(chunk), types = db.List(relTypes) }), ct);
+            result.UnionWith(rows.Select(r => (r.RelatesToId, r.RelType)));
         }
 
         return result;
@@ -80,7 +80,7 @@ public sealed class RelationStore(Database db)
         {
             result.AddRange(await db.ReadAsync(c => c.QueryAsync<RelationRow>(
                 $"SELECT {RelationColumns} FROM event_relations r JOIN events e ON e.event_id = r.event_id WHERE {db.In("r.relates_to_id", "chunk")} AND {db.In("r.rel_type", "types")} AND {LiveChild}",
-                new { chunk, types = relTypes.ToArray() }), ct));
+                new { chunk = db.List(chunk), types = db.List(relTypes) }), ct));
         }
 
         result.Sort((a, b) => a.StreamOrdering.CompareTo(b.StreamOrdering));
@@ -95,7 +95,7 @@ public sealed class RelationStore(Database db)
         {
             result.AddRange(await db.ReadAsync(c => c.QueryAsync<ThreadSenderRow>(
                 $"SELECT r.relates_to_id AS root_id, e.sender, COUNT(*) AS replies FROM event_relations r JOIN events e ON e.event_id = r.event_id WHERE {db.In("r.relates_to_id", "chunk")} AND r.rel_type = 'm.thread' AND {LiveChild} GROUP BY r.relates_to_id, e.sender",
-                new { chunk }), ct));
+                new { chunk = db.List(chunk) }), ct));
         }
 
         return result;
@@ -115,7 +115,7 @@ public sealed class RelationStore(Database db)
                     WHERE {db.In("r.relates_to_id", "chunk")} AND r.rel_type = 'm.thread' AND {LiveChild}
                 ) ranked WHERE rn <= @perRoot
                 """,
-                new { chunk, perRoot }), ct));
+                new { chunk = db.List(chunk), perRoot }), ct));
         }
 
         result.Sort((a, b) => b.StreamOrdering.CompareTo(a.StreamOrdering));
@@ -153,7 +153,7 @@ public sealed class RelationStore(Database db)
                AND {LiveChild} AND e.stream_ordering > @after AND e.stream_ordering < @before
                ORDER BY e.stream_ordering {order} LIMIT @limit
                """;
-        return db.ReadAsync(async c => (await c.QueryAsync<EventRow>(sql, new { roomId, parentId, relType, eventType, depth, after, before, limit })).AsList(), ct);
+        return db.ReadAsync(async c => (await c.QueryAsync<EventRow>(sql, new { roomId, parentId, relType, eventType, depth, after, before, limit })).ToList(), ct);
     }
 
     /// <summary>
@@ -161,7 +161,7 @@ public sealed class RelationStore(Database db)
     /// active before <paramref name="before"/> (exclusive). With <paramref name="participant"/>, only threads that
     /// user started or replied in.
     /// </summary>
-    public Task<List<(string RootId, long Latest)>> ThreadsAsync(string roomId, string? participant, long before, int limit, CancellationToken ct = default)
+    public Task<List<ThreadRootRow>> ThreadsAsync(string roomId, string? participant, long before, int limit, CancellationToken ct = default)
     {
         var participated = participant is null
             ? ""
@@ -171,14 +171,14 @@ public sealed class RelationStore(Database db)
                               WHERE r2.relates_to_id = r.relates_to_id AND r2.rel_type = 'm.thread' AND e2.sender = @participant
                               AND e2.rejected_reason IS NULL AND e2.redacted_by IS NULL))
               """;
-        return db.ReadAsync(async c => (await c.QueryAsync<(string, long)>(
+        return db.ReadAsync(async c => (await c.QueryAsync<ThreadRootRow>(
             $"""
-            SELECT r.relates_to_id, MAX(e.stream_ordering) AS latest FROM event_relations r JOIN events e ON e.event_id = r.event_id
+            SELECT r.relates_to_id AS root_id, MAX(e.stream_ordering) AS latest FROM event_relations r JOIN events e ON e.event_id = r.event_id
             WHERE r.room_id = @roomId AND r.rel_type = 'm.thread' AND {LiveChild} {participated}
             GROUP BY r.relates_to_id HAVING MAX(e.stream_ordering) < @before
             ORDER BY latest DESC LIMIT @limit
             """,
-            new { roomId, participant, before, limit })).AsList(), ct);
+            new { roomId, participant, before, limit })).ToList(), ct);
     }
 
     /// <summary>True when <paramref name="sender"/> already has a live annotation of <paramref name="parentId"/> with this event type and key.</summary>
@@ -191,3 +191,8 @@ public sealed class RelationStore(Database db)
     public Task<bool> IsRelationTargetAsync(string eventId, CancellationToken ct = default) =>
         db.ReadAsync(async c => await c.ExecuteScalarAsync<long?>("SELECT 1 FROM event_relations WHERE relates_to_id = @eventId LIMIT 1", new { eventId }) is not null, ct);
 }
+
+internal readonly record struct ParentTypeRow(string RelatesToId, string RelType);
+
+/// <summary>A thread root and its latest live reply's stream position.</summary>
+public readonly record struct ThreadRootRow(string RootId, long Latest);

@@ -44,7 +44,7 @@ public sealed class ReportStore(Database db)
     /// <summary>Reports, newest first.</summary>
     public Task<List<ReportRecord>> ListAsync(int limit, CancellationToken ct = default) =>
         db.ReadAsync(async c => (await c.QueryAsync<ReportRecord>(
-            $"SELECT {Columns} FROM reports ORDER BY id DESC LIMIT @limit", new { limit })).AsList(), ct);
+            $"SELECT {Columns} FROM reports ORDER BY id DESC LIMIT @limit", new { limit })).ToList(), ct);
 
     /// <summary>
     /// A page of event reports (oldest first, or newest first when <paramref name="backwards"/>), optionally only those
@@ -58,13 +58,13 @@ public sealed class ReportStore(Database db)
                 + (roomId is null ? "" : @" AND room_id LIKE @roomId ESCAPE '\'");
             var args = new { from, limit, reporter = Contains(reporter), roomId = Contains(roomId) };
             var page = (await c.QueryAsync<ReportRecord>(
-                $"SELECT {Columns} FROM reports WHERE {where} ORDER BY id {(backwards ? "DESC" : "ASC")} LIMIT @limit OFFSET @from", args)).AsList();
+                $"SELECT {Columns} FROM reports WHERE {where} ORDER BY id {(backwards ? "DESC" : "ASC")} LIMIT @limit OFFSET @from", args)).ToList();
             return (page, await c.ExecuteScalarAsync<long>($"SELECT COUNT(*) FROM reports WHERE {where}", args));
         }, ct);
 
     /// <summary>One report, or null.</summary>
     public Task<ReportRecord?> GetAsync(long id, CancellationToken ct = default) =>
-        db.ReadAsync(c => c.QuerySingleOrDefaultAsync<ReportRecord?>($"SELECT {Columns} FROM reports WHERE id = @id", new { id }), ct);
+        db.ReadAsync(c => c.QuerySingleOrDefaultAsync<ReportRecord>($"SELECT {Columns} FROM reports WHERE id = @id", new { id }), ct);
 
     /// <summary>Deletes one report; false when there was none.</summary>
     public Task<bool> DeleteAsync(long id, CancellationToken ct = default) =>
@@ -73,7 +73,7 @@ public sealed class ReportStore(Database db)
     /// <summary>The reports a user made, oldest first (for their data export).</summary>
     public Task<List<ReportRecord>> ByReporterAsync(string userId, CancellationToken ct = default) =>
         db.ReadAsync(async c => (await c.QueryAsync<ReportRecord>(
-            $"SELECT {Columns} FROM reports WHERE user_id = @userId ORDER BY id", new { userId })).AsList(), ct);
+            $"SELECT {Columns} FROM reports WHERE user_id = @userId ORDER BY id", new { userId })).ToList(), ct);
 
     /// <summary>Deletes reports received at or before <paramref name="cutoff"/> (report retention); returns how many.</summary>
     public Task<int> DeleteReceivedUpToAsync(long cutoff, CancellationToken ct = default) =>

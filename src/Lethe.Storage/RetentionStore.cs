@@ -11,13 +11,13 @@ public sealed class RetentionStore(Database db)
 {
     /// <summary>The override for a room, or null.</summary>
     public Task<RetentionOverride?> GetOverrideAsync(string roomId, CancellationToken ct = default) =>
-        db.ReadAsync(c => c.QuerySingleOrDefaultAsync<RetentionOverride?>(
+        db.ReadAsync(c => c.QuerySingleOrDefaultAsync<RetentionOverride>(
             "SELECT room_id, min_lifetime, max_lifetime, updated_ts FROM room_retention_overrides WHERE room_id = @roomId", new { roomId }), ct);
 
     /// <summary>Every override.</summary>
     public Task<List<RetentionOverride>> ListOverridesAsync(CancellationToken ct = default) =>
         db.ReadAsync(async c => (await c.QueryAsync<RetentionOverride>(
-            "SELECT room_id, min_lifetime, max_lifetime, updated_ts FROM room_retention_overrides ORDER BY room_id")).AsList(), ct);
+            "SELECT room_id, min_lifetime, max_lifetime, updated_ts FROM room_retention_overrides ORDER BY room_id")).ToList(), ct);
 
     /// <summary>Sets a room's override.</summary>
     public Task SetOverrideAsync(RetentionOverride value, CancellationToken ct = default) =>
@@ -33,7 +33,7 @@ public sealed class RetentionStore(Database db)
 
     /// <summary>Every room this server has.</summary>
     public Task<List<string>> AllRoomsAsync(CancellationToken ct = default) =>
-        db.ReadAsync(async c => (await c.QueryAsync<string>("SELECT room_id FROM rooms ORDER BY room_id")).AsList(), ct);
+        db.ReadAsync(async c => (await c.QueryAsync<string>("SELECT room_id FROM rooms ORDER BY room_id")).ToList(), ct);
 
     /// <summary>Rooms with a retention policy of their own: an m.room.retention state event or an override.</summary>
     public Task<List<string>> RoomsWithPolicyAsync(CancellationToken ct = default) =>
@@ -41,7 +41,7 @@ public sealed class RetentionStore(Database db)
             """
             SELECT room_id FROM current_state WHERE type = 'm.room.retention' AND state_key = ''
             UNION SELECT room_id FROM room_retention_overrides ORDER BY 1
-            """)).AsList(), ct);
+            """)).ToList(), ct);
 
     /// <summary>
     /// Up to <paramref name="limit"/> non-state events of a room sent at or before <paramref name="cutoffTs"/> (the
@@ -55,7 +55,7 @@ public sealed class RetentionStore(Database db)
             WHERE e.room_id = @roomId AND e.origin_server_ts <= @cutoffTs AND e.state_key IS NULL
               AND NOT EXISTS (SELECT 1 FROM room_forward_extremities x WHERE x.room_id = e.room_id AND x.event_id = e.event_id)
             ORDER BY e.origin_server_ts LIMIT @limit
-            """, new { roomId, cutoffTs, limit })).AsList(), ct);
+            """, new { roomId, cutoffTs, limit })).ToList(), ct);
 
     /// <summary>The send time of the room's oldest message (non-state event) sent after <paramref name="afterTs"/>, or null.</summary>
     public Task<long?> OldestMessageAfterAsync(string roomId, long afterTs, CancellationToken ct = default) =>
@@ -67,18 +67,17 @@ public sealed class RetentionStore(Database db)
     /// Of the given media, those that messages (non-state events) name, with each naming room and the newest such
     /// message there: what a room's min_lifetime may still hold.
     /// </summary>
-    public Task<List<(string MediaId, string RoomId, long NewestTs)>> MessagesNamingAsync(IReadOnlyList<string> mediaIds, CancellationToken ct = default) =>
-        mediaIds.Count == 0 ? Task.FromResult(new List<(string, string, long)>()) : db.ReadAsync(async c =>
+    public Task<List<MediaNamingRow>> MessagesNamingAsync(IReadOnlyList<string> mediaIds, CancellationToken ct = default) =>
+        mediaIds.Count == 0 ? Task.FromResult(new List<MediaNamingRow>()) : db.ReadAsync(async c =>
         {
-            // Any number of IDs (a user's every upload): one array or JSON parameter, not one parameter per ID.
-            object ids = db.Engine == DatabaseEngine.Postgres ? mediaIds.ToArray() : System.Text.Json.JsonSerializer.Serialize(mediaIds);
-            var inIds = db.Engine == DatabaseEngine.Postgres ? db.In("r.media_id", "ids") : "r.media_id IN (SELECT value FROM json_each(@ids))";
-            return (await c.QueryAsync<(string, string, long)>(
+            var ids = db.List(mediaIds);
+            var inIds = db.In("r.media_id", "ids");
+            return (await c.QueryAsync<MediaNamingRow>(
                 $"""
-                SELECT r.media_id, e.room_id, MAX(e.origin_server_ts) FROM media_references r JOIN events e ON e.event_id = r.event_id
+                SELECT r.media_id, e.room_id, MAX(e.origin_server_ts) AS newest_ts FROM media_references r JOIN events e ON e.event_id = r.event_id
                 WHERE {inIds} AND e.state_key IS NULL
                 GROUP BY r.media_id, e.room_id
-                """, new { ids })).AsList();
+                """, new { ids })).ToList();
         }, ct);
 
     /// <summary>
@@ -94,9 +93,9 @@ public sealed class RetentionStore(Database db)
         }
 
         var conn = tx.Connection!;
-        object ids = db.Engine == DatabaseEngine.Postgres ? eventIds.ToArray() : System.Text.Json.JsonSerializer.Serialize(eventIds);
-        string In(string col) => db.Engine == DatabaseEngine.Postgres ? db.In(col, "ids") : $"{col} IN (SELECT value FROM json_each(@ids))";
-        string NotIn(string col) => db.Engine == DatabaseEngine.Postgres ? db.NotIn(col, "ids") : $"{col} NOT IN (SELECT value FROM json_each(@ids))";
+        var ids = db.List(eventIds);
+        string In(string col) => db.In(col, "ids");
+        string NotIn(string col) => db.NotIn(col, "ids");
         await conn.ExecuteAsync(
             $"""
             UPDATE receipts SET event_id = (
@@ -108,12 +107,12 @@ public sealed class RetentionStore(Database db)
         await conn.ExecuteAsync($"DELETE FROM event_relations WHERE {In("event_id")}", new { ids }, tx);
         await conn.ExecuteAsync($"DELETE FROM event_expiries WHERE {In("event_id")}", new { ids }, tx);
         await conn.ExecuteAsync($"DELETE FROM redaction_gc_queue WHERE {In("event_id")}", new { ids }, tx);
-        await PushStore.DeleteActionsAsync(tx, In("event_id"), new { ids });
+        await PushStore.DeleteActionsAsync(tx, In("event_id"), ids);
 
         // The rows say which transaction IDs to forget, so those are deleted by their key without reading the events
         // again: a join back to events for them cost a quarter as much as the events' own deletion.
-        var deleted = (await conn.QueryAsync<(string Sender, string? Device, string? TxnId)>(
-            $"DELETE FROM events WHERE room_id = @roomId AND {In("event_id")} RETURNING sender, sender_device, txn_id", new { roomId, ids }, tx)).AsList();
+        var deleted = (await conn.QueryAsync<PurgedEventRow>(
+            $"DELETE FROM events WHERE room_id = @roomId AND {In("event_id")} RETURNING sender, sender_device AS device, txn_id", new { roomId, ids }, tx)).ToList();
         var sent = deleted.Where(e => e.Device is not null && e.TxnId is not null).Select(e => (e.Sender, e.Device!, e.TxnId!)).ToList();
         if (sent.Count > 0)
         {
@@ -136,7 +135,7 @@ public sealed class RetentionStore(Database db)
                 DELETE FROM event_txns WHERE (user_id, device_id, scope, txn_id) IN (
                     SELECT x.u, x.d, s.scope, x.t FROM unnest(@users, @devices, @txnIds) AS x(u, d, t), {Scopes})
                 """,
-                new { users = sent.ConvertAll(e => e.User).ToArray(), devices = sent.ConvertAll(e => e.Device).ToArray(), txnIds = sent.ConvertAll(e => e.TxnId).ToArray(), send, redact },
+                new { users = db.List(sent.ConvertAll(e => e.User)), devices = db.List(sent.ConvertAll(e => e.Device)), txnIds = db.List(sent.ConvertAll(e => e.TxnId)), send, redact },
                 tx);
             return;
         }
@@ -170,9 +169,9 @@ public sealed class RetentionStore(Database db)
             new { eventId, roomId, expiryTs }, tx);
 
     /// <summary>Scheduled expiries due at <paramref name="now"/>, soonest first.</summary>
-    public Task<List<(string EventId, string RoomId, long ExpiryTs)>> DueExpiriesAsync(long now, int limit, CancellationToken ct = default) =>
-        db.ReadAsync(async c => (await c.QueryAsync<(string, string, long)>(
-            "SELECT event_id, room_id, expiry_ts FROM event_expiries WHERE expiry_ts <= @now ORDER BY expiry_ts LIMIT @limit", new { now, limit })).AsList(), ct);
+    public Task<List<DueExpiryRow>> DueExpiriesAsync(long now, int limit, CancellationToken ct = default) =>
+        db.ReadAsync(async c => (await c.QueryAsync<DueExpiryRow>(
+            "SELECT event_id, room_id, expiry_ts FROM event_expiries WHERE expiry_ts <= @now ORDER BY expiry_ts LIMIT @limit", new { now, limit })).ToList(), ct);
 
     /// <summary>The earliest scheduled expiry, or null.</summary>
     public Task<long?> NextExpiryAsync(CancellationToken ct = default) =>
@@ -188,7 +187,7 @@ public sealed class RetentionStore(Database db)
         await conn.ExecuteAsync("UPDATE events SET redacted_by = COALESCE(redacted_by, @marker) WHERE event_id = @eventId", new { eventId, marker }, tx);
         if (prunedJson is not null)
         {
-            await conn.ExecuteAsync("UPDATE events SET json = @prunedJson WHERE event_id = @eventId", new { eventId, prunedJson }, tx);
+            await conn.ExecuteAsync("UPDATE events SET json = @prunedJson WHERE event_id = @eventId", new { eventId, prunedJson = (object)prunedJson }, tx);
             await conn.ExecuteAsync("DELETE FROM event_relations WHERE event_id = @eventId", new { eventId }, tx);
         }
     }
@@ -197,3 +196,11 @@ public sealed class RetentionStore(Database db)
     public static Task UnscheduleAsync(DbTransaction tx, string eventId) =>
         tx.Connection!.ExecuteAsync("DELETE FROM event_expiries WHERE event_id = @eventId", new { eventId }, tx);
 }
+
+/// <summary>A medium named by messages of a room, with the newest such message's send time.</summary>
+public readonly record struct MediaNamingRow(string MediaId, string RoomId, long NewestTs);
+
+internal readonly record struct PurgedEventRow(string Sender, string? Device, string? TxnId);
+
+/// <summary>A self-destruct expiry that is due.</summary>
+public readonly record struct DueExpiryRow(string EventId, string RoomId, long ExpiryTs);

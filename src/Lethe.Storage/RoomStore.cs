@@ -35,7 +35,7 @@ public sealed class RoomStore(Database db)
 
     /// <summary>The room, or null.</summary>
     public Task<RoomRecord?> GetAsync(string roomId, CancellationToken ct = default) =>
-        db.ReadAsync(c => c.QuerySingleOrDefaultAsync<RoomRecord?>(
+        db.ReadAsync(c => c.QuerySingleOrDefaultAsync<RoomRecord>(
             "SELECT room_id, room_version, creator, is_public, created_ts, current_state_group FROM rooms WHERE room_id = @roomId", new { roomId }), ct);
 
     /// <summary>Records the room's current state group in the caller's transaction.</summary>
@@ -48,7 +48,7 @@ public sealed class RoomStore(Database db)
 
     /// <summary>Published rooms.</summary>
     public Task<List<string>> PublicRoomsAsync(CancellationToken ct = default) =>
-        db.ReadAsync(async c => (await c.QueryAsync<string>("SELECT room_id FROM rooms WHERE is_public ORDER BY room_id")).AsList(), ct);
+        db.ReadAsync(async c => (await c.QueryAsync<string>("SELECT room_id FROM rooms WHERE is_public ORDER BY room_id")).ToList(), ct);
 
     /// <summary>The event a transaction ID produced, or null.</summary>
     public Task<string?> GetTxnAsync(string userId, string deviceId, string scope, string txnId, CancellationToken ct = default) =>
@@ -97,8 +97,8 @@ public sealed class RoomStore(Database db)
 
     /// <summary>The room and creator of an alias, or null.</summary>
     public Task<(string RoomId, string Creator)?> GetAliasAsync(string alias, CancellationToken ct = default) =>
-        db.ReadAsync(c => c.QuerySingleOrDefaultAsync<(string, string)?>(
-            "SELECT room_id, creator FROM room_aliases WHERE room_alias = @alias", new { alias }), ct);
+        db.ReadAsync(async c => (await c.QueryAsync<AliasRow>(
+            "SELECT room_id, creator FROM room_aliases WHERE room_alias = @alias", new { alias })).Select(r => ((string, string)?)(r.RoomId, r.Creator)).FirstOrDefault(), ct);
 
     /// <summary>Deletes an alias; false when it did not exist.</summary>
     public Task<bool> DeleteAliasAsync(string alias, CancellationToken ct = default) =>
@@ -106,5 +106,7 @@ public sealed class RoomStore(Database db)
 
     /// <summary>Local aliases of a room.</summary>
     public Task<List<string>> AliasesAsync(string roomId, CancellationToken ct = default) =>
-        db.ReadAsync(async c => (await c.QueryAsync<string>("SELECT room_alias FROM room_aliases WHERE room_id = @roomId ORDER BY room_alias", new { roomId })).AsList(), ct);
+        db.ReadAsync(async c => (await c.QueryAsync<string>("SELECT room_alias FROM room_aliases WHERE room_id = @roomId ORDER BY room_alias", new { roomId })).ToList(), ct);
 }
+
+internal readonly record struct AliasRow(string RoomId, string Creator);

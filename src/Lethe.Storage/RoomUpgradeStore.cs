@@ -10,7 +10,7 @@ public sealed class RoomUpgradeStore(Database db)
         db.WriteAsync(async tx =>
         {
             var aliases = (await tx.Connection!.QueryAsync<string>(
-                "SELECT room_alias FROM room_aliases WHERE room_id = @oldRoomId ORDER BY room_alias", new { oldRoomId }, tx)).AsList();
+                "SELECT room_alias FROM room_aliases WHERE room_id = @oldRoomId ORDER BY room_alias", new { oldRoomId }, tx)).ToList();
             await tx.Connection!.ExecuteAsync("UPDATE room_aliases SET room_id = @newRoomId WHERE room_id = @oldRoomId", new { oldRoomId, newRoomId }, tx);
             return aliases;
         }, ct);

@@ -87,7 +87,7 @@ public sealed class StateStore(Database db)
             // Apply deltas oldest first.
             for (var i = chain.Count - 1; i >= 0; i--)
             {
-                var rows = await c.QueryAsync<(string Type, string StateKey, string EventId)>(
+                var rows = await c.QueryAsync<StateEntryRow>(
                     "SELECT type, state_key, event_id FROM state_group_entries WHERE state_group = @g", new { g = chain[i] });
                 foreach (var (type, key, eventId) in rows)
                 {
@@ -119,19 +119,26 @@ public sealed class StateStore(Database db)
 
     /// <summary>A room's current state (key → event ID).</summary>
     public Task<Dictionary<StateKey, string>> CurrentAsync(string roomId, CancellationToken ct = default) =>
-        db.ReadAsync(async c => (await c.QueryAsync<(string Type, string StateKey, string EventId)>(
+        db.ReadAsync(async c => (await c.QueryAsync<StateEntryRow>(
             "SELECT type, state_key, event_id FROM current_state WHERE room_id = @roomId", new { roomId }))
             .ToDictionary(r => new StateKey(r.Type, r.StateKey), r => r.EventId), ct);
 
     /// <summary>Rooms where the user's current membership is one of <paramref name="memberships"/>, with that membership.</summary>
     public Task<List<(string RoomId, string Membership)>> RoomsForUserAsync(string userId, string[] memberships, CancellationToken ct = default) =>
-        db.ReadAsync(async c => (await c.QueryAsync<(string, string)>(
+        db.ReadAsync(async c => (await c.QueryAsync<RoomMembershipRow>(
             $"SELECT room_id, membership FROM current_state WHERE type = 'm.room.member' AND state_key = @userId AND {db.In("membership", "memberships")}",
-            new { userId, memberships })).AsList(), ct);
+            new { userId, memberships = db.List(memberships) })).Select(r => (r.RoomId, r.Membership)).ToList(), ct);
 
     /// <summary>Members of a room with the given current memberships.</summary>
     public Task<List<(string UserId, string Membership)>> MembersAsync(string roomId, string[] memberships, CancellationToken ct = default) =>
-        db.ReadAsync(async c => (await c.QueryAsync<(string, string)>(
-            $"SELECT state_key, membership FROM current_state WHERE room_id = @roomId AND type = 'm.room.member' AND {db.In("membership", "memberships")}",
-            new { roomId, memberships })).AsList(), ct);
+        db.ReadAsync(async c => (await c.QueryAsync<MemberRow>(
+            $"SELECT state_key AS user_id, membership FROM current_state WHERE room_id = @roomId AND type = 'm.room.member' AND {db.In("membership", "memberships")}",
+            new { roomId, memberships = db.List(memberships) })).Select(r => (r.UserId, r.Membership)).ToList(), ct);
 }
+
+/// <summary>One state entry as read from a state table.</summary>
+internal readonly record struct StateEntryRow(string Type, string StateKey, string EventId);
+
+internal readonly record struct RoomMembershipRow(string RoomId, string Membership);
+
+internal readonly record struct MemberRow(string UserId, string Membership);

@@ -17,5 +17,5 @@ public sealed class TimestampStore(Database db)
             forwards
                 ? $"SELECT {Columns} FROM events WHERE room_id = @roomId AND rejected_reason IS NULL AND (origin_server_ts > @ts OR (origin_server_ts = @ts AND stream_ordering > @stream)) ORDER BY origin_server_ts, stream_ordering LIMIT @limit"
                 : $"SELECT {Columns} FROM events WHERE room_id = @roomId AND rejected_reason IS NULL AND (origin_server_ts < @ts OR (origin_server_ts = @ts AND stream_ordering < @stream)) ORDER BY origin_server_ts DESC, stream_ordering DESC LIMIT @limit",
-            new { roomId, ts, stream, limit })).AsList(), ct);
+            new { roomId, ts, stream, limit })).ToList(), ct);
 }

@@ -56,15 +56,11 @@ public sealed class ToDeviceStore(Database db)
                     INSERT INTO to_device_inbox (user_id, device_id, stream_ordering, message_json)
                     SELECT t.u, t.d, t.s, t.m FROM unnest(@users, @devices, @streams, @bodies) AS t(u, d, s, m)
                     WHERE EXISTS (SELECT 1 FROM devices WHERE user_id = t.u AND device_id = t.d)
-                    """, new { users, devices, streams, bodies }, tx);
+                    """, new { users = db.List(users), devices = db.List(devices), streams = db.List(streams), bodies = db.List(bodies) }, tx);
             }
             else
             {
-                var rows = new List<object>(messages.Count);
-                for (var i = 0; i < messages.Count; i++)
-                {
-                    rows.Add(new { messages[i].UserId, messages[i].DeviceId, stream = first + i, messages[i].MessageJson });
-                }
+                var rows = messages.Select((m, i) => new { m.UserId, m.DeviceId, stream = first + i, m.MessageJson }).ToList();
 
                 await tx.Connection!.ExecuteAsync(
                     """
@@ -106,7 +102,7 @@ public sealed class ToDeviceStore(Database db)
     public Task<List<ToDeviceMessage>> PendingAsync(string userId, string deviceId, long after, long upTo, int limit, CancellationToken ct = default) =>
         db.ReadAsync(async c => (await c.QueryAsync<ToDeviceMessage>(
             "SELECT stream_ordering, message_json FROM to_device_inbox WHERE user_id = @userId AND device_id = @deviceId AND stream_ordering > @after AND stream_ordering <= @upTo ORDER BY stream_ordering LIMIT @limit",
-            new { userId, deviceId, after, upTo, limit })).AsList(), ct);
+            new { userId, deviceId, after, upTo, limit })).ToList(), ct);
 
     /// <summary>Forgets transaction IDs older than <paramref name="before"/> (ms), so the table does not grow forever.</summary>
     public Task<int> ForgetTransactionsAsync(long before, CancellationToken ct = default) =>

@@ -55,13 +55,13 @@ public sealed class TokenStore(Database db)
 
     /// <summary>The access token with this hash, or null.</summary>
     public Task<AccessTokenRecord?> GetAccessTokenAsync(string tokenHash, CancellationToken ct = default) =>
-        db.ReadAsync(c => c.QuerySingleOrDefaultAsync<AccessTokenRecord?>(
+        db.ReadAsync(c => c.QuerySingleOrDefaultAsync<AccessTokenRecord>(
             "SELECT token_hash, user_id, device_id, valid_until_ts, refresh_token_hash FROM access_tokens WHERE token_hash = @tokenHash",
             new { tokenHash }), ct);
 
     /// <summary>The refresh token with this hash, or null.</summary>
     public static Task<RefreshTokenRecord?> GetRefreshTokenAsync(DbTransaction tx, string tokenHash) =>
-        tx.Connection!.QuerySingleOrDefaultAsync<RefreshTokenRecord?>(
+        tx.Connection!.QuerySingleOrDefaultAsync<RefreshTokenRecord>(
             "SELECT token_hash, user_id, device_id, parent_hash FROM refresh_tokens WHERE token_hash = @tokenHash", new { tokenHash }, tx);
 
     /// <summary>
@@ -82,7 +82,7 @@ public sealed class TokenStore(Database db)
         }
 
         var removed = (await tx.Connection!.QueryAsync<string>(
-            "DELETE FROM access_tokens WHERE refresh_token_hash = @parent RETURNING token_hash", new { parent }, tx)).AsList();
+            "DELETE FROM access_tokens WHERE refresh_token_hash = @parent RETURNING token_hash", new { parent }, tx)).ToList();
         await tx.Connection!.ExecuteAsync("DELETE FROM refresh_tokens WHERE token_hash = @parent", new { parent }, tx);
         await tx.Connection!.ExecuteAsync("UPDATE refresh_tokens SET parent_hash = NULL WHERE token_hash = @refreshTokenHash", new { refreshTokenHash }, tx);
         return removed;
@@ -99,5 +99,5 @@ public sealed class TokenStore(Database db)
             deviceId is null
                 ? "SELECT token_hash FROM access_tokens WHERE user_id = @userId"
                 : "SELECT token_hash FROM access_tokens WHERE user_id = @userId AND device_id = @deviceId",
-            new { userId, deviceId }, tx)).AsList();
+            new { userId, deviceId }, tx)).ToList();
 }

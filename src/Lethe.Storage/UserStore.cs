@@ -62,7 +62,7 @@ public sealed class UserStore(Database db)
 
     /// <summary>The account, or null.</summary>
     public Task<UserRecord?> GetAsync(string userId, CancellationToken ct = default) =>
-        db.ReadAsync(c => c.QuerySingleOrDefaultAsync<UserRecord?>(
+        db.ReadAsync(c => c.QuerySingleOrDefaultAsync<UserRecord>(
             "SELECT user_id, password_hash, is_admin, is_guest, user_type, appservice_id, deactivated, created_ts FROM users WHERE user_id = @userId",
             new { userId }), ct);
 

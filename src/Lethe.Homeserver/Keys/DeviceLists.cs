@@ -103,7 +103,7 @@ public sealed class DeviceLists(HomeserverServices hs)
 
                 var ids = await hs.Database.ReadAsync(async c => (await c.QueryAsync<string>(
                     "SELECT event_id FROM events WHERE room_id = @roomId AND stream_ordering > @after AND stream_ordering <= @upTo AND type IN ('m.room.member', 'm.room.encryption') ORDER BY stream_ordering",
-                    new { roomId, after = since.Events, upTo = upTo.Events })).AsList(), ct);
+                    new { roomId, after = since.Events, upTo = upTo.Events })).ToList(), ct);
                 if (ids.Count == 0)
                 {
                     continue;

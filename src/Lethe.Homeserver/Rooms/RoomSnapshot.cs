@@ -48,7 +48,7 @@ public sealed class RoomSnapshots(Database db, StateStore state, RoomStore rooms
             .ToImmutableDictionary(m => m.UserId, m => m.Membership, StringComparer.Ordinal);
         var (extremities, depth) = await db.ReadAsync(async c =>
         {
-            var ids = (await c.QueryAsync<string>("SELECT event_id FROM room_forward_extremities WHERE room_id = @roomId", new { roomId })).AsList();
+            var ids = (await c.QueryAsync<string>("SELECT event_id FROM room_forward_extremities WHERE room_id = @roomId", new { roomId })).ToList();
             var d = await c.ExecuteScalarAsync<long?>("SELECT MAX(depth) FROM events WHERE room_id = @roomId", new { roomId }) ?? 0;
             return (ids, d);
         }, ct);

@@ -91,7 +91,7 @@ public sealed class SyncNotifier(Database db, string serverName)
         }
 
         var generation = _membershipGenerations.GetValueOrDefault(userId);
-        var loaded = await db.ReadAsync(async c => (await c.QueryAsync<(string RoomId, string Membership)>(
+        var loaded = await db.ReadAsync(async c => (await c.QueryAsync<MembershipRow>(
             "SELECT room_id, membership FROM current_state WHERE type = 'm.room.member' AND state_key = @userId", new { userId }))
             .ToImmutableDictionary(r => r.RoomId, r => r.Membership, StringComparer.Ordinal), ct);
 
@@ -111,3 +111,5 @@ public sealed class SyncNotifier(Database db, string serverName)
         return _roomPositions.AddOrUpdate(roomId, loaded, (_, old) => Math.Max(old, loaded));
     }
 }
+
+internal readonly record struct MembershipRow(string RoomId, string Membership);

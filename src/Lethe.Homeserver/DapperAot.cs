@@ -1,0 +1,2 @@
+[module: Dapper.DapperAot]
+[module: Dapper.BindTupleByName(false)]
