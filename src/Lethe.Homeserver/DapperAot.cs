@@ -1,2 +1,1 @@
 [module: Dapper.DapperAot]
-[module: Dapper.BindTupleByName(false)]
