@@ -145,12 +145,8 @@ public sealed partial class LetheHost : IAsyncDisposable
         builder.Logging.ClearProviders();
         if (logging is null)
         {
-            builder.Logging.AddSimpleConsole(o =>
-            {
-                o.SingleLine = true;
-                o.TimestampFormat = "yyyy-MM-dd HH:mm:ss.fff ";
-                o.UseUtcTimestamp = true;
-            });
+            // Created by the container, so disposing the host writes the lines still buffered.
+            builder.Services.AddSingleton<ILoggerProvider, Logging.BatchedConsoleLoggerProvider>();
             builder.Logging.SetMinimumLevel(Enum.TryParse<LogLevel>(Environment.GetEnvironmentVariable("LETHE_LOG_LEVEL"), true, out var level) ? level : LogLevel.Information);
         }
         else
