@@ -95,6 +95,15 @@ install_packages || log "could not install test dependencies; tests that need th
 install_js_sdk || log "could not install the js-sdk interop packages; its test will fail"
 start_postgres
 
+# The server the process tests start is the native build ./lethe makes (about two minutes after a change): make it
+# once here, so that no test waits for it, and stop at once if it does not build.
+log "building the server"
+if ! ./lethe --version >/dev/null; then
+  stop_postgres
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+
 results=$(mktemp -d)
 log "building and running tests"
 # A hung test must fail the run, not stall CI: the test host is killed after 5 minutes without progress.

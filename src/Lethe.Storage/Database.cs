@@ -85,7 +85,41 @@ public abstract class Database : IAsyncDisposable
     /// parameter per element through Dapper's reflection path.
     /// </summary>
     public object List<T>(IEnumerable<T> values) =>
-        Engine == DatabaseEngine.Postgres ? values.ToArray() : System.Text.Json.JsonSerializer.Serialize(values);
+        Engine == DatabaseEngine.Postgres ? values.ToArray() : JsonArrayText(values.Select(v => (object?)v));
+
+    /// <summary>
+    /// A JSON array of strings and integers (or of such arrays), as SQLite's <c>json_each</c> reads it. Written by hand
+    /// rather than by <c>JsonSerializer</c>, whose reflection-based path does not exist in the native (AOT) build.
+    /// </summary>
+    internal static string JsonArrayText(IEnumerable<object?> values)
+    {
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
+        using (var writer = new System.Text.Json.Utf8JsonWriter(buffer))
+        {
+            WriteArray(writer, values);
+        }
+
+        return System.Text.Encoding.UTF8.GetString(buffer.WrittenSpan);
+
+        static void WriteArray(System.Text.Json.Utf8JsonWriter writer, IEnumerable<object?> values)
+        {
+            writer.WriteStartArray();
+            foreach (var value in values)
+            {
+                switch (value)
+                {
+                    case null: writer.WriteNullValue(); break;
+                    case string s: writer.WriteStringValue(s); break;
+                    case long l: writer.WriteNumberValue(l); break;
+                    case int i: writer.WriteNumberValue(i); break;
+                    case System.Collections.IEnumerable inner: WriteArray(writer, inner.Cast<object?>()); break;
+                    default: throw new NotSupportedException("a SQL list holds strings, integers or lists of them, not " + value.GetType().Name);
+                }
+            }
+
+            writer.WriteEndArray();
+        }
+    }
 
     /// <summary>Opens a connection configured for this engine.</summary>
     public abstract Task<DbConnection> OpenConnectionAsync(CancellationToken ct = default);

@@ -140,7 +140,7 @@ public sealed class RetentionStore(Database db)
             return;
         }
 
-        var txns = System.Text.Json.JsonSerializer.Serialize(sent.ConvertAll(e => new[] { e.User, e.Device, e.TxnId }));
+        var txns = Database.JsonArrayText(sent.ConvertAll(e => (object?)new[] { e.User, e.Device, e.TxnId }));
         await tx.Connection!.ExecuteAsync(
             $"""
             DELETE FROM event_txns WHERE (user_id, device_id, scope, txn_id) IN (

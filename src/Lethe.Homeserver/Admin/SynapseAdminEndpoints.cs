@@ -134,7 +134,7 @@ public static class SynapseAdminEndpoints
                 var connections = new JsonArray();
                 if (d.LastSeenTs is { } seen)
                 {
-                    connections.Add(new JsonObject { ["ip"] = d.LastSeenIp, ["last_seen"] = seen, ["user_agent"] = d.LastSeenUserAgent });
+                    connections.Add((JsonNode)new JsonObject { ["ip"] = d.LastSeenIp, ["last_seen"] = seen, ["user_agent"] = d.LastSeenUserAgent });
                 }
 
                 devices[d.DeviceId] = new JsonObject { ["sessions"] = new JsonArray(new JsonObject { ["connections"] = connections }) };
@@ -279,7 +279,7 @@ public static class SynapseAdminEndpoints
             foreach (var (id, d) in deletions.Where(kv => kv.Value.RoomId == roomId))
             {
                 var status = await DeleteStatusAsync(hs, d, id, ctx.RequestAborted);
-                found.Add(status);
+                found.Add((JsonNode)status);
             }
 
             return found.Count > 0 ? new JsonObject { ["results"] = found } : throw MatrixException.NotFound("No delete task for this room");

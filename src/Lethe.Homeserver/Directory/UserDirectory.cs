@@ -78,7 +78,7 @@ public sealed class UserDirectory(HomeserverServices hs, DirectoryStore store)
                 entry["avatar_url"] = u.AvatarUrl;
             }
 
-            results.Add(entry);
+            results.Add((JsonNode)entry);
         }
 
         return new JsonObject { ["results"] = results, ["limited"] = limited };

@@ -58,12 +58,12 @@ public static class E2eeSyncSection
             var (c, l) = await hs.DeviceLists.ChangesAsync(requester.UserId, s, upTo, ct);
             foreach (var u in c)
             {
-                changed.Add(u);
+                changed.Add((JsonNode)u);
             }
 
             foreach (var u in l)
             {
-                left.Add(u);
+                left.Add((JsonNode)u);
             }
 
             hasContent |= c.Count + l.Count > 0;

@@ -76,7 +76,7 @@ public static class MediaAdminEndpoints
             var list = new JsonArray();
             foreach (var item in items)
             {
-                list.Add(ToJson(item));
+                list.Add((JsonNode)ToJson(item));
             }
 
             var body = new JsonObject { ["media"] = list, ["total"] = total };

@@ -83,14 +83,14 @@ public static class PrivacyEndpoints
         {
             var device = UserExport.DeviceJson(d);
             device["ip_deleted_after_ts"] = d.LastSeenTs is { } seen && config.UserIpsMaxAge is { } maxAge && (d.LastSeenIp ?? d.LastSeenUserAgent) is not null ? seen + maxAge : null;
-            devices.Add(device);
+            devices.Add((JsonNode)device);
         }
 
         var rooms = new JsonArray();
         foreach (var (roomId, membership) in await hs.StateStore.RoomsForUserAsync(userId, ["join", "invite", "leave", "ban", "knock"], ct))
         {
             var policy = await hs.RetentionPolicies.ForRoomAsync(roomId, ct);
-            rooms.Add(new JsonObject
+            rooms.Add((JsonNode)new JsonObject
             {
                 ["room_id"] = roomId,
                 ["membership"] = membership,
@@ -102,7 +102,7 @@ public static class PrivacyEndpoints
         var pending = new JsonArray();
         foreach (var (eventId, redactedTs) in await hs.Privacy.PendingRedactionsOfAsync(userId, 1000, ct))
         {
-            pending.Add(new JsonObject
+            pending.Add((JsonNode)new JsonObject
             {
                 ["event_id"] = eventId,
                 ["redacted_ts"] = redactedTs,

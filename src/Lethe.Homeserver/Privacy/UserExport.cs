@@ -80,7 +80,7 @@ public sealed class UserExport(HomeserverServices hs)
         var devices = new JsonArray();
         foreach (var d in await hs.Devices.ListAsync(userId, ct))
         {
-            devices.Add(DeviceJson(d));
+            devices.Add((JsonNode)DeviceJson(d));
         }
 
         var global = new JsonObject();
@@ -199,7 +199,7 @@ public sealed class UserExport(HomeserverServices hs)
         var backups = new JsonArray();
         foreach (var v in await hs.Privacy.KeyBackupVersionsAsync(userId, ct))
         {
-            backups.Add(new JsonObject
+            backups.Add((JsonNode)new JsonObject
             {
                 ["version"] = v.Version.ToString(CultureInfo.InvariantCulture),
                 ["algorithm"] = v.Algorithm,
@@ -218,7 +218,7 @@ public sealed class UserExport(HomeserverServices hs)
         var list = new JsonArray();
         foreach (var p in await hs.Push.Store.PushersOfAsync(userId, ct))
         {
-            list.Add(new JsonObject
+            list.Add((JsonNode)new JsonObject
             {
                 ["kind"] = p.Kind,
                 ["app_id"] = p.AppId,
@@ -372,7 +372,7 @@ public sealed class UserExport(HomeserverServices hs)
 
     private static async Task WriteLineAsync(Stream stream, JsonObject json, CancellationToken ct)
     {
-        var bytes = JsonSerializer.SerializeToUtf8Bytes(json);
+        var bytes = Encoding.UTF8.GetBytes(json.ToJsonString());
         await stream.WriteAsync(bytes, ct);
         stream.WriteByte((byte)'\n');
     }

@@ -15,8 +15,6 @@ public static class DefaultPushRules
     /// <summary>Stands for the user's localpart in rule definitions.</summary>
     public const string LocalpartPlaceholder = "[the local part of the user's Matrix ID]";
 
-    private static readonly JsonArray Notify = ["notify"];
-
     /// <summary>The rules with their kind, definition JSON (with placeholders) and compiled form.</summary>
     public static IReadOnlyList<DefaultRule> All { get; } = Build();
 
@@ -43,8 +41,9 @@ public static class DefaultPushRules
     private static List<DefaultRule> Build()
     {
         var list = new List<DefaultRule>();
-        void Add(string kind, string id, JsonArray conditions, JsonArray actions, bool enabled = true, string? pattern = null) =>
-            list.Add(new DefaultRule(list.Count, kind, id, conditions, actions, enabled, pattern));
+        // Arrays of nodes, not JsonArray collection expressions: those call JsonArray.Add<T>, which the native build lacks.
+        void Add(string kind, string id, JsonNode?[] conditions, JsonNode?[] actions, bool enabled = true, string? pattern = null) =>
+            list.Add(new DefaultRule(list.Count, kind, id, new JsonArray(conditions), new JsonArray(actions), enabled, pattern));
         static JsonObject Match(string key, string pattern) => new() { ["kind"] = "event_match", ["key"] = key, ["pattern"] = pattern };
         static JsonObject Sound(string value) => new() { ["set_tweak"] = "sound", ["value"] = value };
         static JsonObject Highlight() => new() { ["set_tweak"] = "highlight" };

@@ -67,13 +67,13 @@ public sealed class PushActions
             return actions;
         }
 
-        actions.Add("notify");
+        actions.Add((JsonNode)"notify");
         if ((outcome & 4) != 0)
         {
-            actions.Add(new JsonObject { ["set_tweak"] = "sound", ["value"] = "default" });
+            actions.Add((JsonNode)new JsonObject { ["set_tweak"] = "sound", ["value"] = "default" });
         }
 
-        actions.Add(new JsonObject { ["set_tweak"] = "highlight", ["value"] = (outcome & 2) != 0 });
+        actions.Add((JsonNode)new JsonObject { ["set_tweak"] = "highlight", ["value"] = (outcome & 2) != 0 });
         return actions;
     }
 }

@@ -135,7 +135,7 @@ public static class PushEndpoints
                     pusher["profile_tag"] = p.ProfileTag;
                 }
 
-                list.Add(pusher);
+                list.Add((JsonNode)pusher);
             }
 
             return new JsonObject { ["pushers"] = list };
@@ -305,7 +305,7 @@ public static class PushEndpoints
                 }
 
                 var formatted = await hs.Format.ToClientAsync(visible, viewer, includeRoomId: true, ct);
-                notifications.Add(new JsonObject
+                notifications.Add((JsonNode)new JsonObject
                 {
                     ["actions"] = PushActions.FromOutcome((byte)outcome),
                     ["event"] = formatted,

@@ -96,7 +96,7 @@ public sealed class PushRuleSet
             var array = new JsonArray();
             foreach (var rule in Ordered(kind))
             {
-                array.Add(rule);
+                array.Add((JsonNode)rule);
             }
 
             global[kind] = array;
@@ -388,7 +388,7 @@ public sealed class PushRuleSet
             var checkedConditions = new JsonArray();
             foreach (var c in conditions)
             {
-                checkedConditions.Add(CheckCondition(c));
+                checkedConditions.Add((JsonNode)CheckCondition(c));
             }
 
             rule["conditions"] = checkedConditions;

@@ -37,7 +37,7 @@ public static class ReportAdminEndpoints
             var list = new JsonArray();
             foreach (var report in page)
             {
-                list.Add(await ReportJsonAsync(hs, report, withEvent: false, ctx.RequestAborted));
+                list.Add((JsonNode)await ReportJsonAsync(hs, report, withEvent: false, ctx.RequestAborted));
             }
 
             var result = new JsonObject { ["event_reports"] = list, ["total"] = total };

@@ -90,7 +90,7 @@ public static class RetentionEndpoints
             var jobs = new JsonArray();
             foreach (var j in await hs.Jobs.StatusAsync(ctx.RequestAborted))
             {
-                jobs.Add(new JsonObject
+                jobs.Add((JsonNode)new JsonObject
                 {
                     ["job"] = j.Job,
                     ["running"] = j.LastStartedTs is not null && j.LastFinishedTs is null,

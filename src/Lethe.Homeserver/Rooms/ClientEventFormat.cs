@@ -30,7 +30,7 @@ public sealed class ClientEventFormat(HomeserverServices hs)
         var array = new JsonArray();
         foreach (var e in list)
         {
-            array.Add(await FormatAsync(e, viewer, includeRoomId, relations.GetValueOrDefault(e.EventId), ct));
+            array.Add((JsonNode)await FormatAsync(e, viewer, includeRoomId, relations.GetValueOrDefault(e.EventId), ct));
         }
 
         return array;

@@ -332,11 +332,11 @@ public sealed class RoomEventPipeline(
             {
                 // v1–v2 cite events as [event_id, {sha256: reference hash}].
                 var hash = Base64Unpadded.Encode(EventHashing.ReferenceHash(referenced[id].Pdu.Json, version));
-                array.Add(new JsonArray(id, new JsonObject { ["sha256"] = hash }));
+                array.Add((JsonNode)new JsonArray(id, new JsonObject { ["sha256"] = hash }));
             }
             else
             {
-                array.Add(id);
+                array.Add((JsonNode)id);
             }
         }
 

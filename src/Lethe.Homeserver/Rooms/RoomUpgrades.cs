@@ -344,7 +344,7 @@ public sealed class RoomUpgrades(HomeserverServices hs)
                 {
                     if (rooms is JsonArray list && list.Any(r => r.AsString() == old.RoomId) && !list.Any(r => r.AsString() == newRoomId))
                     {
-                        list.Add(newRoomId);
+                        list.Add((JsonNode)newRoomId);
                         changed = true;
                     }
                 }

@@ -305,18 +305,18 @@ public sealed class SyncResponseBuilder(HomeserverServices hs, Requester request
             var ids = PrejoinStateTypes.Select(t => snap.StateEventId(t)).OfType<string>();
             foreach (var e in (await hs.Events.GetManyAsync(ids, ct)).Values.OrderBy(e => e.StreamOrdering))
             {
-                result.Add(ClientEventFormat.Stripped(e.Pdu));
+                result.Add((JsonNode)ClientEventFormat.Stripped(e.Pdu));
             }
 
             if (snap.StateEventId(EventTypes.Member, membershipEvent.Pdu.Sender) is { } senderId && senderId != membershipEvent.EventId
                 && await hs.Events.GetAsync(senderId, ct) is { } sender)
             {
-                result.Add(ClientEventFormat.Stripped(sender.Pdu));
+                result.Add((JsonNode)ClientEventFormat.Stripped(sender.Pdu));
             }
         }
 
         // The invite itself goes last, in client format, so clients can show who invited them and when.
-        result.Add(await hs.Format.ToClientAsync(membershipEvent, _viewer, includeRoomId: false, ct));
+        result.Add((JsonNode)await hs.Format.ToClientAsync(membershipEvent, _viewer, includeRoomId: false, ct));
         HasContent = true;
         return result;
     }
@@ -330,7 +330,7 @@ public sealed class SyncResponseBuilder(HomeserverServices hs, Requester request
         {
             if (filter.Ephemeral.Matches("m.typing", ""))
             {
-                events.Add(new JsonObject
+                events.Add((JsonNode)new JsonObject
                 {
                     ["type"] = "m.typing",
                     ["content"] = new JsonObject { ["user_ids"] = new JsonArray(typing.Where(u => !_ignored.Contains(u)).Select(u => (JsonNode)u).ToArray()) },
@@ -364,7 +364,7 @@ public sealed class SyncResponseBuilder(HomeserverServices hs, Requester request
 
             if (content.Count > 0)
             {
-                events.Add(new JsonObject { ["type"] = "m.receipt", ["content"] = content });
+                events.Add((JsonNode)new JsonObject { ["type"] = "m.receipt", ["content"] = content });
             }
         }
 
@@ -378,7 +378,7 @@ public sealed class SyncResponseBuilder(HomeserverServices hs, Requester request
         {
             if (row.RoomId == roomId && filter.RoomAccountData.Matches(row.Type, requester.UserId))
             {
-                result.Add(new JsonObject { ["type"] = row.Type, ["content"] = AccountDataJson.Parse(row.Content) });
+                result.Add((JsonNode)new JsonObject { ["type"] = row.Type, ["content"] = AccountDataJson.Parse(row.Content) });
             }
         }
 
@@ -398,14 +398,14 @@ public sealed class SyncResponseBuilder(HomeserverServices hs, Requester request
                     ? Push.PushRuleSet.FromStored(requester.UserId, AccountDataJson.Parse(row.Content)).ToAccountData()
                     : AccountDataJson.Parse(row.Content);
                 pushRulesSeen |= row.Type == "m.push_rules";
-                result.Add(new JsonObject { ["type"] = row.Type, ["content"] = content });
+                result.Add((JsonNode)new JsonObject { ["type"] = row.Type, ["content"] = content });
             }
         }
 
         // Clients read their push rules from the initial sync; a user who never changed one has none stored.
         if (since is null && !pushRulesSeen && filter.AccountData.Matches("m.push_rules", requester.UserId))
         {
-            result.Add(new JsonObject { ["type"] = "m.push_rules", ["content"] = Push.PushRuleStore.DefaultAccountData(requester.UserId) });
+            result.Add((JsonNode)new JsonObject { ["type"] = "m.push_rules", ["content"] = Push.PushRuleStore.DefaultAccountData(requester.UserId) });
         }
 
         return result;
@@ -475,7 +475,7 @@ public sealed class SyncResponseBuilder(HomeserverServices hs, Requester request
         {
             if (!_ignored.Contains(row.UserId) && filter.Presence.Matches("m.presence", row.UserId))
             {
-                result.Add(new JsonObject { ["type"] = "m.presence", ["sender"] = row.UserId, ["content"] = EphemeralEndpoints.PresenceContent(hs, row, row.UserId) });
+                result.Add((JsonNode)new JsonObject { ["type"] = "m.presence", ["sender"] = row.UserId, ["content"] = EphemeralEndpoints.PresenceContent(hs, row, row.UserId) });
             }
         }
 

@@ -73,7 +73,17 @@ public sealed partial class LetheProcess : IAsyncDisposable
     public static LetheProcess Start(string workingDirectory, params string[] args) => StartLogging("Warning", workingDirectory, args);
 
     /// <summary>Starts <c>./lethe</c> with arguments in the working directory, logging from <paramref name="logLevel"/> up (LETHE_LOG_LEVEL).</summary>
-    public static LetheProcess StartLogging(string logLevel, string workingDirectory, params string[] args)
+    public static LetheProcess StartLogging(string logLevel, string workingDirectory, params string[] args) => StartBuild(native: true, logLevel, workingDirectory, args);
+
+    /// <summary>Whether <c>./lethe</c> runs the native build here: it does where gcc or clang is on the PATH.</summary>
+    public static bool NativeBuild { get; } = (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries)
+        .Any(d => File.Exists(Path.Combine(d, "gcc")) || File.Exists(Path.Combine(d, "clang")));
+
+    /// <summary>
+    /// Starts <c>./lethe</c> as <see cref="StartLogging"/> does; <paramref name="native"/> false runs the JIT build
+    /// (<c>LETHE_JIT=1</c>) instead of the native one the script runs by default where a C compiler is installed.
+    /// </summary>
+    public static LetheProcess StartBuild(bool native, string logLevel, string workingDirectory, params string[] args)
     {
         var psi = new ProcessStartInfo(Path.Combine(RepoRoot, "lethe"))
         {
@@ -89,6 +99,11 @@ public sealed partial class LetheProcess : IAsyncDisposable
         }
 
         psi.Environment["LETHE_LOG_LEVEL"] = logLevel;
+        if (!native)
+        {
+            psi.Environment["LETHE_JIT"] = "1";
+        }
+
         var process = new Process { StartInfo = psi, EnableRaisingEvents = true };
         var result = new LetheProcess(process);
         process.OutputDataReceived += (_, e) =>

@@ -495,7 +495,18 @@ public abstract class RetentionTests(DatabaseEngine engine) : IAsyncLifetime
         var all = new StringBuilder();
         foreach (var file in Directory.GetFiles(Server.Dir, "*", SearchOption.AllDirectories))
         {
-            all.Append(Encoding.UTF8.GetString(await File.ReadAllBytesAsync(file)));
+            // Read to the end as it is now: the server may truncate the WAL or drop a file while this reads
+            // (File.ReadAllBytes fails when a file shrinks under it); the caller polls, so the next pass sees the rest.
+            try
+            {
+                await using var stream = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+                using var bytes = new MemoryStream();
+                await stream.CopyToAsync(bytes);
+                all.Append(Encoding.UTF8.GetString(bytes.GetBuffer(), 0, (int)bytes.Length));
+            }
+            catch (FileNotFoundException)
+            {
+            }
         }
 
         return all.ToString();
