@@ -1,5 +1,7 @@
 using System.Data.Common;
+using System.Text;
 using Dapper;
+using Lethe.Protocol.Crypto;
 
 namespace Lethe.Storage;
 
@@ -189,23 +191,83 @@ public sealed class MediaStore(Database db)
 
     /// <summary>
     /// Records, in the event's own transaction, which of this server's media an event names: every
-    /// <c>mxc://{serverName}/{id}</c> in its JSON (url, info.thumbnail_url, avatar_url, formatted bodies…). Events
-    /// without "mxc://" cost one byte search.
+    /// <c>mxc://{serverName}/{id}</c> in its JSON (url, info.thumbnail_url, avatar_url, formatted bodies…), and which
+    /// web links it names (<see cref="UrlHashesIn"/>), whose cached previews go with the last event naming them.
+    /// Events with neither cost two byte searches.
     /// </summary>
     public static async Task RecordReferencesAsync(DbTransaction tx, string eventId, ReadOnlyMemory<byte> json, string serverName)
     {
-        if (json.Span.IndexOf("mxc://"u8) < 0)
+        if (json.Span.IndexOf("mxc://"u8) >= 0)
         {
-            return;
+            foreach (var mediaId in MediaIdsIn(json.Span, serverName))
+            {
+                await tx.Connection!.ExecuteAsync(
+                    "INSERT INTO media_references (media_id, event_id) VALUES (@mediaId, @eventId) ON CONFLICT DO NOTHING", new { mediaId, eventId }, tx);
+                await tx.Connection!.ExecuteAsync("UPDATE media SET referenced = TRUE WHERE media_id = @mediaId AND NOT referenced", new { mediaId }, tx);
+            }
         }
 
-        var ids = MediaIdsIn(json.Span, serverName);
-        foreach (var mediaId in ids)
+        if (json.Span.IndexOf("://"u8) >= 0)
         {
-            await tx.Connection!.ExecuteAsync(
-                "INSERT INTO media_references (media_id, event_id) VALUES (@mediaId, @eventId) ON CONFLICT DO NOTHING", new { mediaId, eventId }, tx);
-            await tx.Connection!.ExecuteAsync("UPDATE media SET referenced = TRUE WHERE media_id = @mediaId AND NOT referenced", new { mediaId }, tx);
+            foreach (var urlHash in UrlHashesIn(json.Span))
+            {
+                await tx.Connection!.ExecuteAsync(
+                    "INSERT INTO url_references (event_id, url_hash) VALUES (@eventId, @urlHash) ON CONFLICT DO NOTHING", new { eventId, urlHash }, tx);
+            }
         }
+    }
+
+    /// <summary>The most links of one event whose previews are tracked; a 64 KiB event could otherwise name thousands.</summary>
+    public const int MaxUrlsPerEvent = 32;
+
+    /// <summary>
+    /// The SHA-256 (hex, as <c>url_previews.url_hash</c>) of each http(s) link in <paramref name="json"/>, as a client
+    /// would ask to preview it: the link runs to the first space, quote, backslash (a JSON escape, as in an
+    /// <c>href=\"…\"</c>) or angle bracket, and each form with trailing punctuation (<c>.,;:!?)]}'*</c>) taken off one
+    /// character at a time counts too, since "see https://example.org." links to https://example.org.
+    /// </summary>
+    public static HashSet<string> UrlHashesIn(ReadOnlySpan<byte> json)
+    {
+        var hashes = new HashSet<string>(StringComparer.Ordinal);
+        var links = 0;
+        var from = 0;
+        while (links < MaxUrlsPerEvent && json[from..].IndexOf("://"u8) is >= 0 and var found)
+        {
+            var colon = from + found;
+            var after = colon + 3;
+            from = after;
+            var start = colon >= 5 && Ascii.EqualsIgnoreCase(json[(colon - 5)..colon], "https"u8) ? colon - 5
+                : colon >= 4 && Ascii.EqualsIgnoreCase(json[(colon - 4)..colon], "http"u8) ? colon - 4
+                : -1;
+            if (start < 0 || (start > 0 && char.IsAsciiLetterOrDigit((char)json[start - 1])))
+            {
+                continue; // another scheme (mxc://), or "xhttp://"
+            }
+
+            var end = after;
+            while (end < json.Length && json[end] > 0x20 && json[end] is not ((byte)'"' or (byte)'\\' or (byte)'<' or (byte)'>'))
+            {
+                end++;
+            }
+
+            if (end == after)
+            {
+                continue;
+            }
+
+            links++;
+            from = end;
+            for (var e = end; e > after; e--)
+            {
+                hashes.Add(Convert.ToHexStringLower(Sha256.Hash(json[start..e])));
+                if (json[e - 1] is not ((byte)'.' or (byte)',' or (byte)';' or (byte)':' or (byte)'!' or (byte)'?' or (byte)')' or (byte)']' or (byte)'}' or (byte)'\'' or (byte)'*'))
+                {
+                    break;
+                }
+            }
+        }
+
+        return hashes;
     }
 
     /// <summary>The distinct local media IDs named in <paramref name="json"/>.</summary>
@@ -234,8 +296,9 @@ public sealed class MediaStore(Database db)
     }
 
     /// <summary>
-    /// Drops the references of events being purged or pruned, in the caller's transaction, and returns the media
-    /// they named that no other event names any more (candidates for deletion; the caller deletes bytes and rows).
+    /// Drops the references of events being purged or pruned, in the caller's transaction, with the cached previews of
+    /// links no other event names, and returns the media they named that no other event names any more, and those
+    /// previews' images (candidates for deletion; the caller deletes bytes and rows).
     /// </summary>
     public async Task<List<string>> ReleaseReferencesAsync(DbTransaction tx, IReadOnlyList<string> eventIds)
     {
@@ -247,19 +310,40 @@ public sealed class MediaStore(Database db)
         var conn = tx.Connection!;
         var ids = db.List(eventIds);
         var inIds = db.In("event_id", "ids");
+        var orphans = new List<string>();
         var named = (await conn.QueryAsync<string>($"SELECT DISTINCT media_id FROM media_references WHERE {inIds}", new { ids }, tx)).ToList();
-        if (named.Count == 0)
+        if (named.Count > 0)
         {
-            return [];
+            await conn.ExecuteAsync($"DELETE FROM media_references WHERE {inIds}", new { ids }, tx);
+            foreach (var mediaId in named)
+            {
+                if (await conn.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM media_references WHERE media_id = @mediaId", new { mediaId }, tx) == 0)
+                {
+                    orphans.Add(mediaId);
+                }
+            }
         }
 
-        await conn.ExecuteAsync($"DELETE FROM media_references WHERE {inIds}", new { ids }, tx);
-        var orphans = new List<string>();
-        foreach (var mediaId in named)
+        // Links: the cached previews of a URL no remaining event names go now, and their images unless another preview shows them.
+        var links = (await conn.QueryAsync<string>($"SELECT DISTINCT url_hash FROM url_references WHERE {inIds}", new { ids }, tx)).ToList();
+        if (links.Count > 0)
         {
-            if (await conn.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM media_references WHERE media_id = @mediaId", new { mediaId }, tx) == 0)
+            await conn.ExecuteAsync($"DELETE FROM url_references WHERE {inIds}", new { ids }, tx);
+            foreach (var urlHash in links)
             {
-                orphans.Add(mediaId);
+                if (await conn.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM url_references WHERE url_hash = @urlHash", new { urlHash }, tx) > 0)
+                {
+                    continue;
+                }
+
+                var images = await conn.QueryAsync<string>("DELETE FROM url_previews WHERE url_hash = @urlHash RETURNING COALESCE(image_media_id, '')", new { urlHash }, tx);
+                foreach (var mediaId in images.Where(id => id.Length > 0).Distinct(StringComparer.Ordinal))
+                {
+                    if (await conn.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM url_previews WHERE image_media_id = @mediaId", new { mediaId }, tx) == 0)
+                    {
+                        orphans.Add(mediaId);
+                    }
+                }
             }
         }
 

@@ -248,6 +248,65 @@ public abstract class UrlPreviewTests(DatabaseEngine engine) : IAsyncLifetime
         Assert.Equal(0, await server.Host.Database.ReadAsync(c => Dapper.SqlMapper.ExecuteScalarAsync<long>(c, "SELECT COUNT(*) FROM url_previews")));
     }
 
+    [Fact]
+    public async Task APreviewGoesWhenTheLastMessageNamingItsLinkIsPurged()
+    {
+        // Messages live 10 minutes here, the preview cache an hour: the purge must take the previews with the messages.
+        var clock = new TestClock();
+        await using var server = await TestHomeserver.StartAsync(engine, extraYaml: TestHomeserver.OpenRegistration + Enabled + """
+            retention:
+              enabled: true
+              purge_jobs:
+                - interval: 1y
+
+            """, clock: clock);
+        var bob = await server.RegisterAsync("bob");
+        var shortLived = await bob.CreateRoomAsync();
+        var kept = await bob.CreateRoomAsync();
+        (await bob.SetStateAsync(shortLived, "m.room.retention", new JsonObject { ["max_lifetime"] = 600_000 })).Ok();
+        var page = _site.Url + "/page";
+        var plain = _site.Url + "/plain";
+        (await bob.SendEventAsync(shortLived, "m.room.message", new JsonObject
+        {
+            ["msgtype"] = "m.text",
+            ["body"] = $"see {page}. and {plain}",
+            ["format"] = "org.matrix.custom.html",
+            ["formatted_body"] = $"see <a href=\"{page}\">the page</a>. and <a href=\"{plain}\">this</a>",
+        }, "t1")).Ok();
+        await bob.SendTextAsync(kept, $"also ({plain})");
+        await bob.SendTextAsync(shortLived, "newest");
+        var image = (await bob.GetAsync(Preview(page))).Ok()["og:image"]!.GetValue<string>().Split('/')[^1];
+        (await bob.GetAsync(Preview(plain))).Ok();
+        var imageFile = server.Host.Services.Media.Files.ContentPath(image);
+        Assert.True(File.Exists(imageFile));
+        Task<List<string>> CachedAsync() => server.Host.Database.ReadAsync(async c => (await Dapper.SqlMapper.QueryAsync<string>(c, "SELECT url FROM url_previews ORDER BY url")).ToList());
+        Assert.Equal([page, plain], await CachedAsync());
+
+        clock.Advance(TimeSpan.FromMinutes(20));
+        Assert.Equal(1, await server.Host.Purger.RunAllAsync(CancellationToken.None));
+
+        // The page's preview and its image went with the only message naming the page; the other room still names /plain.
+        Assert.Equal([plain], await CachedAsync());
+        Assert.False(File.Exists(imageFile));
+        Assert.Null(await server.Host.Services.Media.Store.GetAsync(image));
+        (await bob.GetAsync(Preview(plain))).Ok();
+        Assert.Equal(1, _site.HitsOf("/plain"));
+        (await bob.GetAsync(Preview(page))).Ok();
+        Assert.Equal(2, _site.HitsOf("/page"));
+    }
+
+    [Theory]
+    [InlineData("see https://example.org/a.", new[] { "https://example.org/a.", "https://example.org/a" })]
+    [InlineData("(HTTP://Example.org/x?q=1)", new[] { "HTTP://Example.org/x?q=1)", "HTTP://Example.org/x?q=1" })]
+    [InlineData("<a href=\"https://e.org/p\">https://e.org/p</a>", new[] { "https://e.org/p" })]
+    [InlineData("mxc://test.local/abc xhttp://e.org/ https:// ftp://e.org/", new string[0])]
+    public void LinksAreFoundInEventJsonWithAndWithoutTrailingPunctuation(string body, string[] urls)
+    {
+        var json = System.Text.Encoding.UTF8.GetBytes(new JsonObject { ["content"] = new JsonObject { ["body"] = body } }.ToJsonString(new System.Text.Json.JsonSerializerOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }));
+        var expected = urls.Select(u => Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(u)))).ToHashSet();
+        Assert.Equal(expected, MediaStore.UrlHashesIn(json));
+    }
+
     private async Task<byte[]> DownloadAsync(string mxc)
     {
         using var request = new HttpRequestMessage(HttpMethod.Get, "/_matrix/client/v1/media/download/" + mxc["mxc://".Length..]);
