@@ -295,6 +295,33 @@ public abstract class UrlPreviewTests(DatabaseEngine engine) : IAsyncLifetime
         Assert.Equal(2, _site.HitsOf("/page"));
     }
 
+    [Fact]
+    public async Task ASelfDestructingMessageTakesItsLinksPreviewWithIt()
+    {
+        var clock = new TestClock();
+        await using var server = await TestHomeserver.StartAsync(engine, extraYaml: TestHomeserver.OpenRegistration + Enabled, clock: clock);
+        var bob = await server.RegisterAsync("bob");
+        var roomId = await bob.CreateRoomAsync();
+        var page = _site.Url + "/page";
+        (await bob.SendEventAsync(roomId, "m.room.message", new JsonObject
+        {
+            ["msgtype"] = "m.text",
+            ["body"] = $"gone in a minute: {page}",
+            ["org.matrix.self_destruct_after"] = server.Host.Services.NowMs + 60_000,
+        })).Ok();
+        await bob.SendTextAsync(roomId, "later");
+        var image = (await bob.GetAsync(Preview(page))).Ok()["og:image"]!.GetValue<string>().Split('/')[^1];
+        var imageFile = server.Host.Services.Media.Files.ContentPath(image);
+        Task<long> CachedAsync() => server.Host.Database.ReadAsync(c => Dapper.SqlMapper.ExecuteScalarAsync<long>(c, "SELECT COUNT(*) FROM url_previews"));
+        Assert.Equal(1, await CachedAsync());
+
+        clock.Advance(TimeSpan.FromMinutes(2));
+        // The server's own self-destruct loop may get there first; either way the preview must go.
+        await server.Host.SelfDestruct.RunDueAsync(CancellationToken.None);
+        await Poll.UntilAsync(async () => await CachedAsync() == 0, TimeSpan.FromSeconds(10), "the self-destruct pass drops the preview");
+        Assert.False(File.Exists(imageFile));
+    }
+
     [Theory]
     [InlineData("see https://example.org/a.", new[] { "https://example.org/a.", "https://example.org/a" })]
     [InlineData("(HTTP://Example.org/x?q=1)", new[] { "HTTP://Example.org/x?q=1)", "HTTP://Example.org/x?q=1" })]
